@@ -1,0 +1,28 @@
+"""tinygrad_rnn: a numpy reverse-mode autodiff micro-framework for recurrent networks."""
+
+from tinygrad_rnn import functional, nn
+from tinygrad_rnn.grad_check import (
+    GradcheckError,
+    GradcheckRecord,
+    gradcheck,
+    gradcheck_module,
+    gradcheck_report,
+)
+from tinygrad_rnn.serialization import load, save
+from tinygrad_rnn.tensor import (
+    Tensor,
+    cat,
+    get_default_dtype,
+    graph_scope,
+    no_grad,
+    set_default_dtype,
+    stack,
+    where,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "GradcheckError", "GradcheckRecord", "Tensor", "cat", "functional", "get_default_dtype",
+    "gradcheck", "gradcheck_module", "gradcheck_report", "graph_scope", "load", "nn",
+    "no_grad", "save", "set_default_dtype", "stack", "where",
+]

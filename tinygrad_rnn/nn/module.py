@@ -1,0 +1,190 @@
+"""Module and Parameter: registration by attribute assignment, state dicts, modes, summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from tinygrad_rnn.tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers when assigned as an attribute; requires grad by default.
+
+    Set `requires_grad=False` to freeze it (the optimizer and gradcheck_module skip it).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None):
+        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
+        if self.data.dtype.kind != "f":
+            raise TypeError(f"Parameter: needs a floating dtype, got {self.data.dtype}")
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class StateDictError(RuntimeError, ValueError):
+    """load_state_dict found missing or unexpected keys or wrong shapes (all listed)."""
+
+
+class LoadResult(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _to_array(value: Any) -> np.ndarray:
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value.data if isinstance(value, Tensor) else value)
+
+
+class Module:
+    """Base class: assign Parameters and sub-modules as attributes, define `forward`."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
+                                 f"assigning attributes")
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ---- traversal --------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) pairs, this module first (name "")."""
+        stack = [(prefix, self)]
+        while stack:
+            name, mod = stack.pop()
+            yield name, mod
+            children = [(f"{name}.{k}" if name else k, m) for k, m in mod._modules.items()]
+            stack.extend(reversed(children))
+
+    def children(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) pairs in registration order, each Parameter once."""
+        seen: set[int] = set()
+        for prefix, mod in self.named_modules():
+            for k, p in mod._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield (f"{prefix}.{k}" if prefix else k), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        return (p for _, p in self.named_parameters())
+
+    # ---- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameter name -> a copy of its array."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
+        """Copy arrays into the parameters, cast to each parameter's dtype.
+
+        Missing and unexpected keys (when strict) and shape mismatches are reported together
+        in one StateDictError, and a failed load changes nothing.
+        """
+        params = dict(self.named_parameters())
+        missing = [k for k in params if k not in state]
+        unexpected = [k for k in state if k not in params]
+        problems, new = [], {}
+        for name, p in params.items():
+            if name in state:
+                arr = _to_array(state[name])
+                if arr.shape != p.shape:
+                    problems.append(f"{name}: shape {arr.shape} in the state dict, {p.shape} "
+                                    f"in the module")
+                else:
+                    new[name] = arr.astype(p.dtype, copy=True)
+        if strict:
+            problems += [f"missing key {k}" for k in missing]
+            problems += [f"unexpected key {k}" for k in unexpected]
+        if problems:
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: "
+                                 + "; ".join(problems))
+        for name, arr in new.items():
+            params[name].data = arr
+        return LoadResult(missing, unexpected)
+
+    # ---- modes and housekeeping -------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for _, mod in self.named_modules():
+            object.__setattr__(mod, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, dtype: Any) -> Module:
+        """Cast every parameter (and its grad) to a float dtype, in place; returns self."""
+        dt = np.dtype(dtype)
+        if dt.kind != "f":
+            raise TypeError(f"to: expected a floating dtype, got {dt}")
+        for p in self.parameters():
+            p.data = p.data.astype(dt, copy=False)
+            p.grad = None if p.grad is None else p.grad.astype(dt, copy=False)
+        return self
+
+    def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
+        """A Keras-like table: each module, its type and own parameter count, then totals.
+
+        Counts follow torch layouts, so a recurrent cell has two bias vectors (Keras has one).
+        Returns the table and prints it with `print_fn` (None: do not print).
+        """
+        rows = [(name or "(root)", type(mod).__name__,
+                 sum(p.data.size for p in mod._parameters.values()))
+                for name, mod in self.named_modules()]
+        params = list(self.parameters())
+        trainable = sum(p.data.size for p in params if p.requires_grad)
+        frozen = sum(p.data.size for p in params if not p.requires_grad)
+        w1 = max(len("Module"), *(len(r[0]) for r in rows))
+        w2 = max(len("Type"), *(len(r[1]) for r in rows))
+        line = "-" * (w1 + w2 + 16)
+        out = [f"{'Module':<{w1}}  {'Type':<{w2}}  {'Params':>10}", line]
+        out += [f"{n:<{w1}}  {t:<{w2}}  {c:>10,}" for n, t, c in rows]
+        out += [line, f"Total params: {trainable + frozen:,}",
+                f"Trainable params: {trainable:,}", f"Frozen params: {frozen:,}"]
+        text = "\n".join(out)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def __repr__(self) -> str:
+        inner = [f"  ({k}): " + repr(m).replace("\n", "\n  ") for k, m in self._modules.items()]
+        extra = self.extra_repr()
+        if not inner:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(" + (extra + "\n" if extra else "\n") + "\n".join(
+            inner) + "\n)"
+
+    def extra_repr(self) -> str:
+        return ""

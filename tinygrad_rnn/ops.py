@@ -1,0 +1,387 @@
+"""Differentiable primitives: forward and backward side by side, in one enumerable registry.
+
+Each op works on numpy arrays only. `forward` saves what `backward` needs (usually its own
+output, never a recomputation); `backward(g)` returns one gradient per input, or None for an
+input that needs none (`self.needs` says which do). Gradients may keep broadcast shapes: the
+engine (tensor.py) sums them back to each input's shape in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+OPS: dict[str, type[Op]] = {}
+
+
+def primitive(name: str, *, domain=(-2.0, 2.0), nondiff: tuple[int, ...] = (), arity: int = 1):
+    """Register an Op under `name`; `domain`, `nondiff` and `arity` (-1: variadic) tell the
+    gradcheck suite how to sample it."""
+    def register(cls):
+        cls.name, cls.domain, cls.nondiff, cls.arity = name, domain, nondiff, arity
+        OPS[name] = cls
+        return cls
+    return register
+
+
+class Op:
+    """One primitive application; forward(*arrays, **kwargs) -> array, backward(g) -> grads."""
+
+    name = "op"
+    needs: tuple[bool, ...] = ()
+
+    def forward(self, *xs: np.ndarray, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+
+class IndexGrad:
+    """A gradient that is `values` at `index` and zero elsewhere; the engine adds it into a
+    zero buffer of the input's shape, so slicing a step out of a sequence costs O(step)."""
+
+    __slots__ = ("index", "values", "basic")
+
+    def __init__(self, index: Any, values: np.ndarray, basic: bool):
+        self.index, self.values, self.basic = index, values, basic
+
+    def add_into(self, buf: np.ndarray) -> None:
+        if self.basic:
+            buf[self.index] += self.values  # basic indexing never repeats an element
+        else:
+            np.add.at(buf, self.index, self.values)  # repeated indices must accumulate
+
+
+# ---- elementwise binary (broadcasting) ------------------------------------------------------
+
+@primitive("add", arity=2)
+class Add(Op):
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, g):
+        return g, g
+
+
+@primitive("sub", arity=2)
+class Sub(Op):
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, g):
+        return g, (-g if self.needs[1] else None)
+
+
+@primitive("mul", arity=2)
+class Mul(Op):
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, g):
+        return (g * self.y if self.needs[0] else None), (g * self.x if self.needs[1] else None)
+
+
+@primitive("div", arity=2, domain=(0.5, 2.0))
+class Div(Op):
+    def forward(self, x, y):
+        self.y = y
+        self.out = x / y
+        return self.out
+
+    def backward(self, g):
+        gx = g / self.y
+        return gx, (-gx * self.out if self.needs[1] else None)  # d(x/y)/dy = -(x/y)/y
+
+
+@primitive("pow", arity=2, domain=(0.5, 2.0))
+class Pow(Op):
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        self.out = x ** y
+        return self.out
+
+    def backward(self, g):
+        gx = g * self.y * self.x ** (self.y - 1) if self.needs[0] else None
+        gy = g * self.out * np.log(self.x) if self.needs[1] else None  # only for x > 0
+        return gx, gy
+
+
+@primitive("matmul", arity=2)
+class MatMul(Op):
+    def forward(self, x, y):
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError("both operands need at least one dimension")
+        if x.shape[-1] != y.shape[-2 if y.ndim > 1 else 0]:
+            raise ValueError(f"inner dims differ, {x.shape} @ {y.shape}")
+        self.x, self.y = x, y
+        return x @ y
+
+    def backward(self, g):
+        x, y = self.x, self.y
+        x2 = x[None, :] if x.ndim == 1 else x  # 1-D operands act as a row / a column
+        y2 = y[:, None] if y.ndim == 1 else y
+        if x.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if y.ndim == 1:
+            g = g[..., None]
+        gx = gy = None
+        if self.needs[0]:
+            gx = g @ np.swapaxes(y2, -1, -2)
+            gx = gx.reshape(gx.shape[:-2] + gx.shape[-1:]) if x.ndim == 1 else gx
+        if self.needs[1]:
+            if y2.ndim == 2 and x2.ndim > 2:  # (..., n, k) @ (k, m): fold the batch into one matmul
+                gy = x2.reshape(-1, x2.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                gy = np.swapaxes(x2, -1, -2) @ g
+            gy = gy[..., 0] if y.ndim == 1 else gy
+        return gx, gy
+
+
+@primitive("where", arity=3, nondiff=(0,))
+class Where(Op):
+    def forward(self, cond, a, b):
+        self.cond = cond.astype(bool)
+        return np.where(self.cond, a, b)
+
+    def backward(self, g):
+        zero = np.zeros((), g.dtype)
+        ga = np.where(self.cond, g, zero) if self.needs[1] else None
+        gb = np.where(self.cond, zero, g) if self.needs[2] else None
+        return None, ga, gb
+
+
+# ---- elementwise unary ---------------------------------------------------------------------
+
+@primitive("neg")
+class Neg(Op):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return (-g,)
+
+
+@primitive("exp")
+class Exp(Op):
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+@primitive("log", domain=(0.5, 2.0))
+class Log(Op):
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, g):
+        return (g / self.x,)
+
+
+@primitive("sqrt", domain=(0.5, 2.0))
+class Sqrt(Op):
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * 0.5 / self.out,)
+
+
+@primitive("abs")
+class Abs(Op):
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, g):
+        return (g * np.sign(self.x),)  # sign(0) = 0, as torch
+
+
+@primitive("tanh")
+class Tanh(Op):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1.0 - self.out * self.out),)  # d tanh = 1 - tanh^2: no recomputation
+
+
+@primitive("sigmoid")
+class Sigmoid(Op):
+    def forward(self, x):
+        out = np.tanh(x * 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
+        out += 1.0
+        out *= 0.5
+        self.out = out
+        return out
+
+    def backward(self, g):
+        return (g * self.out * (1.0 - self.out),)
+
+
+@primitive("relu")
+class Relu(Op):
+    def forward(self, x):
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, g):
+        return (g * (self.out > 0),)
+
+
+@primitive("clip")
+class Clip(Op):
+    def forward(self, x, lo=None, hi=None):
+        if lo is None and hi is None:
+            raise ValueError("at least one of lo and hi must be given")
+        self.x, self.lo, self.hi = x, lo, hi
+        return np.clip(x, lo, hi)
+
+    def backward(self, g):
+        inside = np.ones(self.x.shape, bool)  # gradient passes where lo <= x <= hi, as torch
+        if self.lo is not None:
+            inside &= self.x >= self.lo
+        if self.hi is not None:
+            inside &= self.x <= self.hi
+        return (g * inside,)
+
+
+# ---- reductions ----------------------------------------------------------------------------
+
+def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
+    axes = range(len(shape)) if axis is None else np.atleast_1d(axis) % max(len(shape), 1)
+    return tuple(1 if i in set(int(a) for a in axes) else n for i, n in enumerate(shape))
+
+
+@primitive("sum")
+class Sum(Op):
+    def forward(self, x, axis=None, keepdims=False):
+        self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
+        return np.asarray(x.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        return (np.broadcast_to(g.reshape(self.kept), self.shape),)
+
+
+@primitive("max")
+class Max(Op):
+    def forward(self, x, axis=None, keepdims=False):
+        if x.size == 0:
+            raise ValueError("max of an empty tensor")
+        self.x, self.kept = x, _kept_shape(x.shape, axis)
+        self.out = np.asarray(x.max(axis=axis, keepdims=True))
+        return self.out if keepdims else self.out.squeeze(axis)
+
+    def backward(self, g):
+        hit = self.x == self.out
+        share = hit / hit.sum(axis=tuple(i for i, n in enumerate(self.kept) if n == 1),
+                              keepdims=True)  # ties share the gradient equally
+        return (g.reshape(self.kept) * share.astype(g.dtype),)
+
+
+# ---- shape and indexing --------------------------------------------------------------------
+
+@primitive("reshape")
+class Reshape(Op):
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g):
+        return (g.reshape(self.shape),)
+
+
+@primitive("transpose")
+class Transpose(Op):
+    def forward(self, x, axes=None):
+        self.axes = tuple(range(x.ndim))[::-1] if axes is None else axes
+        return x.transpose(self.axes)
+
+    def backward(self, g):
+        return (g.transpose(np.argsort(self.axes)),)
+
+
+def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
+    """Turn Tensors in an index into arrays and reject float arrays, naming the shape."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out = []
+    for part in parts:
+        part = getattr(part, "data", part)  # a Tensor used as an index
+        if isinstance(part, (list, np.ndarray)):
+            part = np.asarray(part)
+            if part.dtype.kind not in "biu" and part.size:
+                raise IndexError(f"getitem: indices must be integer or boolean, got a "
+                                 f"{part.dtype} array indexing shape {shape}")
+            part = part.astype(np.intp) if part.dtype.kind != "b" else part
+        elif isinstance(part, float):
+            raise IndexError(f"getitem: index {part} is a float, indexing shape {shape}")
+        out.append(part)
+    return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+def _is_basic(index: Any) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return not any(isinstance(p, np.ndarray) for p in parts)
+
+
+@primitive("getitem")
+class GetItem(Op):
+    def forward(self, x, index):
+        self.index, self.basic = index, _is_basic(index)
+        return x[index]
+
+    def backward(self, g):
+        return (IndexGrad(self.index, g, self.basic),)
+
+
+@primitive("embedding", arity=1)
+class Embedding(Op):
+    """Rows of a (num_embeddings, dim) table; the padding row gets no gradient."""
+
+    def forward(self, weight, indices, padding_idx=None):
+        n = weight.shape[0]
+        if indices.dtype.kind not in "iu":
+            raise IndexError(f"indices must be integers, got {indices.dtype}")
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            bad = indices.max() if indices.max() >= n else indices.min()
+            raise IndexError(f"index {bad} is out of range for a table of {n} rows")
+        self.indices, self.padding_idx = indices, padding_idx
+        return weight[indices]
+
+    def backward(self, g):
+        if self.padding_idx is not None:
+            g = np.where((self.indices == self.padding_idx)[..., None], 0, g).astype(g.dtype)
+        return (IndexGrad(self.indices, g, basic=False),)
+
+
+@primitive("cat", arity=-1)
+class Cat(Op):
+    def forward(self, *xs, axis=0):
+        if not xs:
+            raise ValueError("needs at least one tensor")
+        self.ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        self.axis = axis
+        return np.concatenate(xs, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.split(g, self.ends, axis=self.axis))
+
+
+@primitive("stack", arity=-1)
+class Stack(Op):
+    def forward(self, *xs, axis=0):
+        if not xs:
+            raise ValueError("needs at least one tensor")
+        self.axis = axis
+        return np.stack(xs, axis=axis)
+
+    def backward(self, g):
+        return tuple(np.moveaxis(g, self.axis, 0))

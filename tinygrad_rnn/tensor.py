@@ -1,0 +1,356 @@
+"""Tensor and the backward engine: topological order, broadcast reduction, grad accumulation.
+
+Two ambient settings live here, both as contextvars behind context managers: grad mode
+(`no_grad`) and graph scope (`graph_scope`, time-step labels read by viz and diagnostics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn import ops
+from tinygrad_rnn.ops import IndexGrad, Op
+
+_GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
+_SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
+_default_dtype = np.dtype(np.float32)
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Set the float dtype that Python numbers and lists become (numpy dtype or its name)."""
+    global _default_dtype
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dt}")
+    _default_dtype = dt
+
+
+def get_default_dtype() -> np.dtype:
+    """The float dtype that Python numbers and lists become (float32 unless set)."""
+    return _default_dtype
+
+
+def is_grad_enabled() -> bool:
+    return _GRAD_ENABLED.get()
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Nothing computed inside is recorded for backward."""
+    token = _GRAD_ENABLED.set(False)
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED.reset(token)
+
+
+@contextlib.contextmanager
+def graph_scope(label: str) -> Iterator[None]:
+    """Stamp every op created inside with `label` (nested scopes stack: layer, direction, step)."""
+    token = _SCOPE.set(_SCOPE.get() + (label,))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def current_scope() -> tuple[str, ...]:
+    return _SCOPE.get()
+
+
+def _as_array(data: Any, dtype: Any) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (np.ndarray, np.generic)):
+        arr = np.asarray(data)
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+    arr = np.asarray(data)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data")
+    return arr.astype(_default_dtype if dtype is None else dtype, copy=False)
+
+
+class Tensor:
+    """An n-dimensional numpy array that records the ops applied to it for reverse-mode autodiff.
+
+    Args:
+        data: array-like. Float numpy arrays keep their dtype, Python numbers and lists become
+            the default dtype, integer arrays stay integer (indices).
+        requires_grad: accumulate d(output)/d(self) into `.grad` on backward.
+        dtype: optional dtype to cast to.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_scope", "_retain",
+                 "_freed", "__weakref__")
+    __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
+        self.data = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"Tensor: requires_grad needs a floating dtype, got {self.data.dtype}")
+        self.grad: np.ndarray | None = None
+        self.requires_grad = bool(requires_grad)
+        self._op: Op | None = None
+        self._parents: tuple[Tensor, ...] = ()
+        self._scope: tuple[str, ...] = ()
+        self._retain = False
+        self._freed = False
+
+    # ---- plain attributes -------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._op is None)
+    op_name = property(lambda self: self._op.name if self._op is not None else None)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({np.array2string(self.data, precision=4)}, dtype={self.dtype}{extra})"
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element tensor converts, got shape {self.shape}")
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (no grad)."""
+        return Tensor(self.data)
+
+    def retain_grad(self) -> Tensor:
+        """Keep `.grad` on this non-leaf tensor after backward (e.g. dLoss/dh_t)."""
+        self._retain = True
+        return self
+
+    # ---- backward -----------------------------------------------------------------------
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into `.grad` of every leaf with requires_grad.
+
+        Args:
+            grad: d(loss)/d(self), same shape as self; defaults to 1 for a scalar.
+            retain_graph: keep the graph so backward can run through it again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad (no input has "
+                               "requires_grad=True, or it was made under no_grad)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward: grad must be given for a non-scalar output of "
+                                   f"shape {self.shape}")
+            seed = np.ones(self.shape, self.dtype)
+        else:
+            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
+            if seed.shape != self.shape:
+                raise ValueError(f"backward: grad of shape {seed.shape} for a tensor of shape "
+                                 f"{self.shape}")
+        run_backward(self, seed, retain_graph)
+
+    # ---- operators ----------------------------------------------------------------------
+    def _lift(self, other: Any) -> Tensor:
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, (int, float)) and self.dtype.kind == "f":
+            return Tensor(np.asarray(other, self.dtype))
+        return Tensor(other)
+
+    def __add__(self, o): return apply(ops.Add, self, self._lift(o))
+    def __radd__(self, o): return apply(ops.Add, self._lift(o), self)
+    def __sub__(self, o): return apply(ops.Sub, self, self._lift(o))
+    def __rsub__(self, o): return apply(ops.Sub, self._lift(o), self)
+    def __mul__(self, o): return apply(ops.Mul, self, self._lift(o))
+    def __rmul__(self, o): return apply(ops.Mul, self._lift(o), self)
+    def __truediv__(self, o): return apply(ops.Div, self, self._lift(o))
+    def __rtruediv__(self, o): return apply(ops.Div, self._lift(o), self)
+    def __pow__(self, o): return apply(ops.Pow, self, self._lift(o))
+    def __rpow__(self, o): return apply(ops.Pow, self._lift(o), self)
+    def __matmul__(self, o): return apply(ops.MatMul, self, self._lift(o))
+    def __rmatmul__(self, o): return apply(ops.MatMul, self._lift(o), self)
+    def __neg__(self): return apply(ops.Neg, self)
+
+    # ---- methods ------------------------------------------------------------------------
+    def exp(self) -> Tensor: return apply(ops.Exp, self)
+    def log(self) -> Tensor: return apply(ops.Log, self)
+    def sqrt(self) -> Tensor: return apply(ops.Sqrt, self)
+    def abs(self) -> Tensor: return apply(ops.Abs, self)
+    def tanh(self) -> Tensor: return apply(ops.Tanh, self)
+    def sigmoid(self) -> Tensor: return apply(ops.Sigmoid, self)
+    def relu(self) -> Tensor: return apply(ops.Relu, self)
+
+    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        """Clamp to [lo, hi] (either may be None); gradient passes where lo <= x <= hi."""
+        return apply(ops.Clip, self, lo=lo, hi=hi)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return apply(ops.Sum, self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        total = self.sum(axis, keepdims)
+        return total * (total.data.size / self.data.size)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        """Maximum; ties share the gradient equally."""
+        return apply(ops.Max, self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return apply(ops.Reshape, self, shape=tuple(shape))
+
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        """Permute axes as numpy does; no axes reverses them."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return apply(ops.Transpose, self, axes=tuple(axes) or None)
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return apply(ops.GetItem, self, index=ops.normalize_index(index, self.shape))
+
+    def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
+        """Split into `chunks` pieces along `axis` as torch.chunk (the last may be smaller)."""
+        if chunks < 1:
+            raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
+        n = self.shape[axis]
+        step = -(-n // chunks)
+        lead = (slice(None),) * (axis % self.ndim)
+        return [self[lead + (slice(s, min(s + step, n)),)] for s in range(0, n, step)]
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        from tinygrad_rnn.functional import softmax
+        return softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        from tinygrad_rnn.functional import log_softmax
+        return log_softmax(self, axis)
+
+
+def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
+    """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
+    op = op_cls()
+    needs = tuple(t.requires_grad for t in inputs)
+    op.needs = needs
+    try:
+        data = op.forward(*[t.data for t in inputs], **kwargs)
+    except (ValueError, IndexError, TypeError) as err:
+        shapes = ", ".join(str(t.shape) for t in inputs)
+        raise type(err)(f"{op_cls.name}: {err} (input shapes {shapes})") from None
+    out = Tensor.__new__(Tensor)
+    out.data, out.grad, out._retain, out._freed = data, None, False, False
+    if True in needs and _GRAD_ENABLED.get():
+        out.requires_grad, out._op, out._parents, out._scope = True, op, inputs, _SCOPE.get()
+    else:
+        out.requires_grad, out._op, out._parents, out._scope = False, None, (), ()
+    return out
+
+
+def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Concatenate along an existing axis."""
+    return apply(ops.Cat, *[_tensor(t) for t in tensors], axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Stack along a new axis."""
+    return apply(ops.Stack, *[_tensor(t) for t in tensors], axis=axis)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise `a` where cond else `b`, with broadcasting; cond gets no gradient."""
+    a, b = _tensor(a), _tensor(b)
+    ref = a if a.dtype.kind == "f" else b
+    return apply(ops.Where, _tensor(cond), ref._lift(a), ref._lift(b))
+
+
+def _tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `g` over the axes that broadcasting added or stretched, so it has `shape`."""
+    extra = g.ndim - len(shape)
+    g = g.sum(axis=tuple(range(extra))) if extra > 0 else g
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    return np.asarray(g.sum(axis=stretched, keepdims=True) if stretched else g)
+
+
+def toposort(root: Tensor) -> list[Tensor]:
+    """Nodes that need grad, inputs before outputs, without recursion."""
+    order, seen, stack_ = [], set(), [(root, False)]
+    while stack_:
+        node, done = stack_.pop()
+        if done:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack_.append((node, True))
+            stack_.extend((p, False) for p in node._parents if p.requires_grad)
+    return order
+
+
+def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+    """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
+    grads: dict[int, np.ndarray] = {id(root): seed}
+    owned: set[int] = set()  # grads the engine allocated itself, safe to add into in place
+    for node in reversed(toposort(root)):
+        g = grads.pop(id(node), None)
+        if node._freed:
+            raise RuntimeError("backward: trying to backward through a graph a second time; its "
+                               "saved arrays were freed. Pass retain_graph=True the first time.")
+        if g is None:
+            continue
+        if node._op is None or node._retain:
+            node.grad = _accumulate_leaf(node.grad, g, id(node) in owned)
+        if node._op is None:
+            continue
+        for parent, pg in zip(node._parents, node._op.backward(g)):
+            if pg is None or not parent.requires_grad:
+                continue
+            _accumulate(grads, owned, parent, pg, node._op)
+        if not retain_graph:
+            node._op, node._parents, node._freed = None, (), True
+
+
+def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.ndarray:
+    if old is None:
+        return g if owned else g.copy()
+    old += g
+    return old
+
+
+def _accumulate(grads: dict, owned: set, parent: Tensor, pg: Any, op: Op) -> None:
+    key, shape = id(parent), parent.data.shape
+    if isinstance(pg, IndexGrad):
+        buf = grads.get(key)
+        if buf is None or key not in owned:
+            buf = np.zeros(shape, parent.dtype) if buf is None else buf.copy()
+            grads[key] = buf
+            owned.add(key)
+        pg.add_into(buf)
+        return
+    if pg.shape != shape:
+        pg = unbroadcast(pg, shape)
+        if pg.shape != shape:
+            raise RuntimeError(f"{op.name}: backward gave a gradient of shape {pg.shape} for an "
+                               f"input of shape {shape}")
+    if pg.dtype != parent.dtype:
+        pg = pg.astype(parent.dtype)
+    if key not in grads:
+        grads[key] = pg
+    elif key in owned:
+        grads[key] += pg
+    else:
+        grads[key] = grads[key] + pg
+        owned.add(key)
