@@ -6,9 +6,12 @@ Class dimension last: logits (..., C), targets (...).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn import ops
+from tinygrad_rnn.tensor import Tensor, apply, where
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -46,3 +49,231 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     rng = np.random.default_rng() if rng is None else rng
     keep = rng.random(x.shape) >= p
     return x * (keep / (1.0 - p)).astype(x.dtype)  # the mask is a constant: no gradient
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _input(x: Any, name: str) -> Tensor:
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be a floating tensor, got {x.dtype} of shape "
+                        f"{x.shape}")
+    return x
+
+
+def _check_reduction(reduction: str, name: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
+    """A float target of x's shape; arrays are cast to x's dtype, float Tensors kept (grad)."""
+    if not (isinstance(target, Tensor) and target.dtype.kind == "f"):
+        arr = np.asarray(target.data if isinstance(target, Tensor) else target)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: target must be numeric, got {arr.dtype}")
+        target = Tensor(arr.astype(x.dtype))
+    if target.shape != x.shape:
+        raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
+                         f"{x.shape}")
+    return target
+
+
+def _const(w: Any, x: Tensor, name: str, what: str, shape: tuple[int, ...]) -> Tensor:
+    """A weight that must broadcast to `shape`; arrays become constants in x's dtype."""
+    w = w if isinstance(w, Tensor) else Tensor(np.asarray(w, dtype=x.dtype))
+    try:
+        ok = np.broadcast_shapes(w.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: {what} of shape {w.shape} does not broadcast to {shape} "
+                         f"(input shape {x.shape})")
+    return w
+
+
+def _softplus(z: Tensor) -> Tensor:
+    """log(1 + exp(z)) without overflow, and with the exact gradient sigmoid(z) also at z = 0.
+
+    Each branch of the `where` only sees arguments where it is the chosen one, so the
+    discarded branch never holds inf (whose zero gradient would become NaN).
+    """
+    pos = z.data >= 0
+    zero = np.zeros((), z.dtype)
+    zp, zn = where(pos, z, zero), where(pos, zero, z)
+    return where(pos, zp + ((-zp).exp() + 1.0).log(), (zn.exp() + 1.0).log())
+
+
+# ---- losses ---------------------------------------------------------------------------------
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Squared error (input - target)^2, reduced as torch.
+
+    Shape: input (*), target (*) the same shape (no broadcasting: a ValueError instead).
+    Returns a scalar, or a (*) tensor when reduction='none'.
+    """
+    _check_reduction(reduction, "mse_loss")
+    x = _input(input, "mse_loss")
+    diff = x - _float_target(target, x, "mse_loss")
+    return _reduce(diff * diff, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
+                         reduction: str = "mean") -> Tensor:
+    """-w * (t log p + (1 - t) log(1 - p)) on probabilities p, each log clamped at -100 as torch.
+
+    Shape: input (*) in [0, 1], target (*) the same shape, weight broadcastable to (*).
+    Errors: ValueError for p outside [0, 1], a shape mismatch or a bad reduction.
+    """
+    name = "binary_cross_entropy"
+    _check_reduction(reduction, name)
+    x = _input(input, name)
+    t = _float_target(target, x, name)
+    if x.data.size and (x.data.min() < 0 or x.data.max() > 1):
+        raise ValueError(f"{name}: input must be probabilities in [0, 1], got values in "
+                         f"[{x.data.min():.4g}, {x.data.max():.4g}] (shape {x.shape})")
+    # clip before the log (exp(-100) ~ 3.7e-44), so log(0) never happens and the gradient stays
+    # finite: value as torch's clamp, gradient 0 where the clamp is active.
+    tiny = float(np.exp(-100.0))
+    loss = -(t * x.clip(tiny, None).log() + (1.0 - t) * (1.0 - x).clip(tiny, None).log())
+    if weight is not None:
+        loss = loss * _const(weight, x, name, "weight", x.shape)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
+                                     reduction: str = "mean", pos_weight: Any = None) -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable formula (torch's):
+    (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x), times weight.
+
+    Shape: input (*) logits, target (*) the same shape, weight broadcastable to (*),
+    pos_weight broadcastable to (*) (typically (C,) for the last axis).
+    """
+    name = "binary_cross_entropy_with_logits"
+    _check_reduction(reduction, name)
+    x = _input(input, name)
+    t = _float_target(target, x, name)
+    scale = 1.0
+    if pos_weight is not None:
+        scale = (_const(pos_weight, x, name, "pos_weight", x.shape) - 1.0) * t + 1.0
+    loss = (1.0 - t) * x + scale * _softplus(-x)
+    if weight is not None:
+        loss = loss * _const(weight, x, name, "weight", x.shape)
+    return _reduce(loss, reduction)
+
+
+def _class_targets(target: Any, x: Tensor, ignore_index: int, name: str) -> np.ndarray:
+    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if t.shape != x.shape[:-1]:
+        raise ValueError(f"{name}: target shape {t.shape} does not match input shape {x.shape} "
+                         f"(class indices of shape {x.shape[:-1]} expected)")
+    if t.dtype.kind not in "iu":
+        raise ValueError(f"{name}: class-index targets must be integers, got {t.dtype} of shape "
+                         f"{t.shape} (input shape {x.shape})")
+    bad = (t != ignore_index) & ((t < 0) | (t >= x.shape[-1]))
+    if bad.any():
+        raise ValueError(f"{name}: target {t[bad].flat[0]} is out of range for {x.shape[-1]} "
+                         f"classes (input shape {x.shape}, ignore_index={ignore_index})")
+    return t
+
+
+def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: str,
+         smoothing: float, name: str) -> Tensor:
+    """Shared body of nll_loss and cross_entropy on log-probabilities logp (..., C)."""
+    _check_reduction(reduction, name)
+    if logp.ndim == 0:
+        raise ValueError(f"{name}: input needs a class dimension, got shape {logp.shape}")
+    n_cls = logp.shape[-1]
+    w = None if weight is None else _const(weight, logp, name, "weight", (n_cls,))
+    if w is not None and w.shape != (n_cls,):
+        raise ValueError(f"{name}: weight must have shape ({n_cls},), got {w.shape}")
+    t_arr = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if t_arr.shape == logp.shape and t_arr.dtype.kind == "f":  # class probabilities
+        probs = _float_target(target, logp, name)
+        if smoothing:
+            probs = probs * (1.0 - smoothing) + smoothing / n_cls
+        per = logp * probs if w is None else logp * probs * w
+        loss = -per.sum(axis=-1)
+        if reduction == "mean":  # torch: divide by the batch size, not by the weights
+            return loss.sum() / max(loss.data.size, 1)
+        return _reduce(loss, reduction)
+    t = _class_targets(target, logp, ignore_index, name)
+    valid = t != ignore_index
+    flat = logp.reshape(-1, n_cls)
+    picked = flat[np.arange(flat.shape[0]), np.where(valid, t, 0).reshape(-1)]
+    mask = Tensor(valid.reshape(-1).astype(logp.dtype))
+    w_sel = mask if w is None else w[np.where(valid, t, 0).reshape(-1)] * mask
+    loss = -(picked * w_sel)
+    if smoothing:  # torch: (1 - eps) * nll + eps / C * sum_c w_c * (-logp_c)
+        every = flat if w is None else flat * w
+        loss = loss * (1.0 - smoothing) - every.sum(axis=-1) * mask * (smoothing / n_cls)
+    loss = loss.reshape(t.shape)
+    if reduction != "mean":
+        return _reduce(loss, reduction)
+    denom = w_sel.sum()
+    if denom.data == 0:  # every target ignored (or weighted 0): NaN as torch, zero gradient
+        return loss.sum() * 0.0 + np.nan
+    return loss.sum() / denom
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices given log-probabilities, as torch.
+
+    Shape: input (..., C) log-probabilities, target (...) integers in [0, C) or ignore_index,
+    weight (C,). 'mean' divides by the summed weights of the non-ignored targets.
+    Errors: ValueError for a shape mismatch, float or out-of-range targets, a bad reduction.
+    """
+    x = _input(input, "nll_loss")
+    return _nll(x, target, weight, ignore_index, reduction, 0.0, "nll_loss")
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax over the last axis then nll_loss, as torch (stable for any logit size).
+
+    Shape: input (..., C) logits; target (...) integer class indices (or ignore_index), or
+    (..., C) float class probabilities; weight (C,). Returns a scalar, or (...) for 'none'.
+    Errors: ValueError for a shape mismatch, float index targets, out-of-range targets.
+    """
+    name = "cross_entropy"
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    x = _input(input, name)
+    _check_reduction(reduction, name)
+    if x.ndim == 0:
+        raise ValueError(f"{name}: input needs a class dimension, got shape {x.shape}")
+    return _nll(log_softmax(x, -1), target, weight, ignore_index, reduction,
+                label_smoothing, name)
+
+
+# ---- embedding ------------------------------------------------------------------------------
+
+def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of `weight` picked by integer `indices`; repeated indices accumulate gradient.
+
+    Shape: indices (*) integers in [0, num_embeddings), weight (num_embeddings, dim)
+    -> (*, dim). The padding_idx row (negative counts from the end) gets no gradient.
+    Errors: IndexError for float indices or an index out of range, naming the table size.
+    """
+    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    n = weight.shape[0]
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"embedding: indices must be integers, got {idx.dtype} of shape "
+                         f"{idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        bad = idx.min() if idx.min() < 0 else idx.max()
+        raise IndexError(f"embedding: index {bad} is out of range for a table of {n} rows "
+                         f"(indices shape {idx.shape}, weight shape {weight.shape})")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += n
+    return apply(ops.Embedding, weight, indices=idx, padding_idx=padding_idx)
