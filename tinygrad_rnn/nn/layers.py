@@ -1,0 +1,153 @@
+"""Feed-forward layers as torch: Linear, Embedding, Dropout, Sequential.
+
+Parameters are created in the default dtype. Random initialisation draws from `rng` (a numpy
+Generator) when given, else from numpy's global generator, so `np.random.seed` makes a model
+reproducible the way `torch.manual_seed` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn import functional as F
+from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.tensor import Tensor, get_default_dtype
+
+
+def _rng(rng: np.random.Generator | None) -> Any:
+    return np.random if rng is None else rng
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, as torch.nn.Linear (weight and bias ~ U(-1/sqrt(in), 1/sqrt(in))).
+
+    Shape: input (..., in_features) -> (..., out_features); weight (out_features, in_features),
+    bias (out_features,).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 rng: np.random.Generator | None = None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        k, dt, r = 1.0 / np.sqrt(max(in_features, 1)), get_default_dtype(), _rng(rng)
+        self.weight = Parameter(r.uniform(-k, k, (out_features, in_features)).astype(dt))
+        self.bias = Parameter(r.uniform(-k, k, (out_features,)).astype(dt)) if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1:] != (self.in_features,):
+            raise ValueError(f"Linear: input of shape {x.shape} needs a last dim of "
+                             f"{self.in_features}")
+        out = x @ self.weight.T
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Embedding(Module):
+    """A lookup table of num_embeddings vectors, as torch.nn.Embedding (weight ~ N(0, 1)).
+
+    Shape: input integer array or Tensor (*) -> (*, embedding_dim); weight
+    (num_embeddings, embedding_dim). The padding_idx row starts at zero and gets no gradient;
+    an index out of range is an IndexError naming it and the table size.
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 *, rng: np.random.Generator | None = None, _weight: Any = None):
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx {padding_idx} is out of range for a "
+                                 f"table of {num_embeddings} rows")
+            padding_idx %= num_embeddings  # negative counts from the end, as torch
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
+        if _weight is None:
+            w = _rng(rng).standard_normal((num_embeddings, embedding_dim))
+            w = w.astype(get_default_dtype())
+            if padding_idx is not None:
+                w[padding_idx] = 0.0
+            _weight = w
+        self.weight = Parameter(_weight)
+
+    @classmethod
+    def from_pretrained(cls, weights: Any, freeze: bool = True,
+                        padding_idx: int | None = None) -> Embedding:
+        """An Embedding holding a copy of `weights` (num_embeddings, embedding_dim), as torch.
+
+        freeze=True sets requires_grad=False. The padding row is kept as given (torch does
+        not zero it here either). Errors: ValueError unless weights is 2-D.
+        """
+        w = np.array(weights.data if isinstance(weights, Tensor) else weights)
+        if w.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: weights must be 2-D, got shape "
+                             f"{w.shape}")
+        if w.dtype.kind != "f":
+            w = w.astype(get_default_dtype())
+        emb = cls(w.shape[0], w.shape[1], padding_idx, _weight=w)
+        emb.weight.requires_grad = not freeze
+        return emb
+
+    def forward(self, indices: Any) -> Tensor:
+        return F.embedding(indices, self.weight, self.padding_idx)
+
+    def extra_repr(self) -> str:
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
+class Dropout(Module):
+    """Inverted dropout while self.training (see functional.dropout); identity in eval mode.
+
+    Shape: any; the output has the input's shape. `rng` seeds the masks.
+    """
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p, self.rng = p, rng
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training, self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Sequential(Module):
+    """Modules applied in order; registered as "0", "1", ... as torch (state_dict "0.weight").
+
+    Supports len, iteration and indexing (an int gives a module, a slice a new Sequential).
+    Shape: whatever the first module takes -> whatever the last returns.
+    """
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def forward(self, x: Any) -> Any:
+        for m in self:
+            x = m(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index: int | slice) -> Any:
+        mods = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*mods[index])
+        if not -len(mods) <= index < len(mods):
+            raise IndexError(f"Sequential: index {index} is out of range for {len(mods)} modules")
+        return mods[index]
