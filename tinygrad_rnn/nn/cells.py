@@ -1,0 +1,195 @@
+"""Recurrent cells: the Cell base and torch's RNNCell, LSTMCell and GRUCell.
+
+A cell is only a composition of Tensor ops: BPTT comes from the engine, never from a
+hand-written backward. Built-in cells split one step in two for speed: `project_inputs` does
+the input matmul for every time step at once, `step` does one step's hidden matmul and gates,
+and `forward(x_t, state)` is `step(project_inputs(x_t), state, hidden_weights())`.
+
+Initialisation follows torch, U(-1/sqrt(H), 1/sqrt(H)) for every parameter, drawn from numpy's
+global RNG so that `np.random.seed(s)` makes a model reproducible (as `torch.manual_seed`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.tensor import Tensor, get_default_dtype
+
+State = Tensor | tuple[Tensor, ...]
+
+
+def _defining_class(cls: type, name: str) -> type:
+    return next(k for k in cls.__mro__ if name in k.__dict__)
+
+
+class Cell(Module):
+    """Base of recurrent cells: `forward(x_t, state)` maps one step's input to the new state.
+
+    A subclass calls `super().__init__()`, sets `hidden_size`, assigns Parameters and
+    implements `forward` (and `initial_state` when its state is not one (B, H) Tensor).
+    The step output is the state, or its first element when the state is a tuple.
+
+    Shape:
+        x_t: (B, input_size); state: (B, hidden_size) or a tuple of such Tensors.
+    """
+
+    hidden_size: int
+
+    def forward(self, x_t: Tensor, state: State) -> State:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def initial_state(self, batch_size: int) -> State:
+        """Zeros (batch_size, hidden_size) in the dtype of the cell's parameters."""
+        if not hasattr(self, "hidden_size"):
+            raise AttributeError(f"{type(self).__name__}: set self.hidden_size or override "
+                                 f"initial_state")
+        return Tensor(np.zeros((batch_size, self.hidden_size), self.param_dtype()))
+
+    def __call__(self, x_t: Any, state: State | None = None) -> State:
+        """One step; `state=None` starts from `initial_state(batch)`. x_t: (B, input_size)."""
+        x_t = x_t if isinstance(x_t, Tensor) else Tensor(x_t)
+        if x_t.ndim != 2:
+            raise ValueError(f"{type(self).__name__}: expected input (batch, input_size), got "
+                             f"shape {x_t.shape}")
+        return self.forward(x_t, self.initial_state(x_t.shape[0]) if state is None else state)
+
+    def param_dtype(self) -> np.dtype:
+        """The dtype of the first parameter (the default dtype for a cell without any)."""
+        p = next(self.parameters(), None)
+        return get_default_dtype() if p is None else p.dtype
+
+    @staticmethod
+    def step_output(state: State) -> Tensor:
+        """What one step emits: the state, or state[0] for a tuple state (h of (h, c))."""
+        return state[0] if isinstance(state, tuple) else state
+
+    def reset_parameters(self) -> None:
+        """Redraw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's rule), numpy's RNG."""
+        k = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            p.data = np.random.uniform(-k, k, p.shape).astype(p.dtype)
+
+    # ---- fast path used by the unroll; the defaults fall back to forward per step ---------
+    def project_inputs(self, x: Tensor) -> Tensor:
+        """The part of a step that depends only on the input, for all steps at once."""
+        return x
+
+    def hidden_weights(self) -> Any:
+        """Whatever `step` needs from the parameters, prepared once per sequence."""
+        return None
+
+    def step(self, xp_t: Tensor, state: State, weights: Any) -> State:
+        """One step from a projected input `xp_t` (a row of `project_inputs`)."""
+        return self.forward(xp_t, state)
+
+    def uses_fast_path(self) -> bool:
+        """True when `step` is as specific as `forward`: a subclass that overrides only
+        forward (say of LSTMCell) gets its forward called on raw inputs per step."""
+        cls = type(self)
+        return issubclass(_defining_class(cls, "step"), _defining_class(cls, "forward"))
+
+
+class _TorchCell(Cell):
+    """Shared layout of torch's cells: weight_ih (G*H, I), weight_hh (G*H, H), two biases."""
+
+    gates = 1
+    fold_hidden_bias = True  # bias_hh joins the input projection unless a gate needs it apart
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be >= 1, "
+                             f"got {input_size} and {hidden_size}")
+        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
+        rows, dt = self.gates * hidden_size, get_default_dtype()
+        self.weight_ih = Parameter(np.zeros((rows, input_size), dt))
+        self.weight_hh = Parameter(np.zeros((rows, hidden_size), dt))
+        self.bias_ih = Parameter(np.zeros(rows, dt)) if bias else None
+        self.bias_hh = Parameter(np.zeros(rows, dt)) if bias else None
+        self.reset_parameters()
+
+    def forward(self, x_t: Tensor, state: State) -> State:
+        return self.step(self.project_inputs(x_t), state, self.hidden_weights())
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        """x (..., input_size) -> x @ weight_ih.T + biases, (..., G * hidden_size)."""
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{type(self).__name__}: expected input width (input_size) "
+                             f"{self.input_size}, got {x.shape[-1]} (input shape {x.shape})")
+        out = x @ self.weight_ih.T
+        if not self.bias:
+            return out
+        return out + (self.bias_ih + self.bias_hh if self.fold_hidden_bias else self.bias_ih)
+
+    def hidden_weights(self) -> Any:
+        return self.weight_hh.T  # transposed once per sequence, not once per step
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+class RNNCell(_TorchCell):
+    """Elman cell as torch: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh), act tanh or relu.
+
+    Shape: x_t (B, input_size), h (B, hidden_size) -> (B, hidden_size).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh"):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got "
+                             f"{nonlinearity!r}")
+        super().__init__(input_size, hidden_size, bias)
+        self.nonlinearity = nonlinearity
+
+    def step(self, xp_t: Tensor, h: Tensor, w_hh_t: Tensor) -> Tensor:
+        pre = xp_t + h @ w_hh_t
+        return pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
+
+
+class LSTMCell(_TorchCell):
+    """LSTM cell as torch, gate order i, f, g, o; the state is the tuple (h, c).
+
+    c' = sigmoid(f) * c + sigmoid(i) * tanh(g),  h' = sigmoid(o) * tanh(c').
+    Shape: x_t (B, input_size), h and c (B, hidden_size) -> (h', c'), each (B, hidden_size).
+    """
+
+    gates = 4
+
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        zeros = np.zeros((batch_size, self.hidden_size), self.param_dtype())
+        return Tensor(zeros), Tensor(zeros.copy())
+
+    def step(self, xp_t: Tensor, state: tuple[Tensor, Tensor],
+             w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
+        h, c = state
+        i, f, g, o = (xp_t + h @ w_hh_t).chunk(4, axis=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+
+
+class GRUCell(_TorchCell):
+    """GRU cell as torch, gate order r, z, n; bias_hh's n part sits inside the reset gate.
+
+    n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn)),  h' = (1 - z) * n + z * h.
+    Shape: x_t (B, input_size), h (B, hidden_size) -> (B, hidden_size).
+    """
+
+    gates = 3
+    fold_hidden_bias = False
+
+    def hidden_weights(self) -> tuple[Tensor, Tensor | None]:
+        return self.weight_hh.T, self.bias_hh
+
+    def step(self, xp_t: Tensor, h: Tensor, weights: tuple[Tensor, Tensor | None]) -> Tensor:
+        w_hh_t, b_hh = weights
+        hp = h @ w_hh_t if b_hh is None else h @ w_hh_t + b_hh
+        xr, xz, xn = xp_t.chunk(3, axis=1)
+        hr, hz, hn = hp.chunk(3, axis=1)
+        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+        n = (xn + r * hn).tanh()
+        return n + z * (h - n)  # (1 - z) * n + z * h with one op fewer
