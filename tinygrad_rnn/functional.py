@@ -113,6 +113,20 @@ def _softplus(z: Tensor) -> Tensor:
     return where(pos, zp + ((-zp).exp() + 1.0).log(), (zn.exp() + 1.0).log())
 
 
+def _clamped_log(p: Tensor) -> Tensor:
+    """log(p) clamped at -100 with torch's BCE gradient: below p = 1e-12 the slope is 1e12.
+
+    torch's backward divides by max(p (1 - p), 1e-12); here p < 1e-12 takes a linear piece
+    with that slope whose value is the clamped log, so log(0) and 1/0 never happen.
+    """
+    small = p.data < 1e-12
+    if not small.any():
+        return p.log()
+    clamped = np.log(np.maximum(p.data.astype(np.float64), np.exp(-100.0)))
+    offset = (clamped - p.data * 1e12).astype(p.dtype)
+    return where(small, p * 1e12 + offset, where(small, np.ones((), p.dtype), p).log())
+
+
 # ---- losses ---------------------------------------------------------------------------------
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -141,10 +155,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
     if x.data.size and (x.data.min() < 0 or x.data.max() > 1):
         raise ValueError(f"{name}: input must be probabilities in [0, 1], got values in "
                          f"[{x.data.min():.4g}, {x.data.max():.4g}] (shape {x.shape})")
-    # clip before the log (exp(-100) ~ 3.7e-44), so log(0) never happens and the gradient stays
-    # finite: value as torch's clamp, gradient 0 where the clamp is active.
-    tiny = float(np.exp(-100.0))
-    loss = -(t * x.clip(tiny, None).log() + (1.0 - t) * (1.0 - x).clip(tiny, None).log())
+    loss = -(t * _clamped_log(x) + (1.0 - t) * _clamped_log(1.0 - x))
     if weight is not None:
         loss = loss * _const(weight, x, name, "weight", x.shape)
     return _reduce(loss, reduction)
