@@ -1,0 +1,76 @@
+"""Forward values and gradients of every primitive equal torch's (float64, broadcasting)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import op_case
+
+from tinygrad_rnn.ops import OPS
+from tinygrad_rnn.tensor import apply
+
+torch = pytest.importorskip("torch")
+
+
+def _torch_index(index, shape):
+    """torch has no negative slice steps: spell those as index arrays."""
+    parts = index if isinstance(index, tuple) else (index,)
+    out = []
+    for dim, part in zip(shape, parts):
+        if isinstance(part, slice) and (part.step or 1) < 0:
+            part = np.arange(dim)[part].copy()
+        out.append(torch.as_tensor(part) if isinstance(part, np.ndarray) else part)
+    return tuple(out) if isinstance(index, tuple) else out[0]
+
+
+def _reduce(fn):
+    def run(x, axis=None, keepdims=False):
+        if axis is None:
+            out = fn(x, dim=tuple(range(x.ndim)), keepdim=True)
+            return out if keepdims else out.reshape(())
+        return fn(x, dim=axis if isinstance(axis, tuple) else (axis,), keepdim=keepdims)
+    return run
+
+
+def _amax(x, dim, keepdim):  # torch.amax shares the gradient among ties, as we do
+    return torch.amax(x, dim=dim, keepdim=keepdim)
+
+
+def _embedding(w, indices, padding_idx=None):
+    return torch.nn.functional.embedding(torch.as_tensor(indices), w, padding_idx=padding_idx)
+
+
+TORCH = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
+    "matmul": torch.matmul, "where": torch.where, "neg": torch.neg, "exp": torch.exp,
+    "log": torch.log, "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid, "relu": torch.relu,
+    "clip": lambda x, lo=None, hi=None: torch.clamp(x, lo, hi),
+    "sum": _reduce(torch.sum), "max": _reduce(_amax),
+    "reshape": lambda x, shape: x.reshape(shape),
+    "transpose": lambda x, axes=None: x.permute(axes or tuple(range(x.ndim))[::-1]),
+    "getitem": lambda x, index: x[_torch_index(index, x.shape)],
+    "embedding": _embedding,
+    "cat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
+    "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),
+}
+
+
+def test_every_primitive_has_a_torch_counterpart():
+    assert set(OPS) <= set(TORCH)
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@given(data=st.data())
+def test_primitive_matches_torch(name, data):
+    case = data.draw(op_case(name))
+    ours = apply(OPS[name], *case.tensors, **case.kwargs)
+    theirs_in = [torch.tensor(t.data, requires_grad=t.requires_grad) for t in case.tensors]
+    theirs = TORCH[name](*theirs_in, **case.kwargs)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    seed = np.random.default_rng(1).standard_normal(ours.shape)
+    ours.backward(seed)
+    theirs.backward(torch.tensor(seed))
+    for t, tt in zip(case.tensors, theirs_in):
+        if t.requires_grad:
+            np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -1,0 +1,160 @@
+"""Hypothesis strategies: one small, named case generator per primitive in the registry.
+
+`op_case(name)` draws float64 inputs inside the op's domain (broadcast pairs included) and the
+keyword arguments the op takes. A primitive without an entry here fails the registry test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+from hypothesis import strategies as st
+
+from tinygrad_rnn import Tensor
+from tinygrad_rnn.ops import OPS
+
+SHAPES = st.sampled_from([(), (3,), (2, 3), (1, 3), (4, 1, 3)])
+BROADCAST_PAIRS = st.sampled_from([
+    ((), (2, 3)), ((3,), (2, 3)), ((2, 3), (1, 3)), ((4, 1, 3), (2, 3)), ((1, 3), (4, 1, 3)),
+    ((2, 3), ()), ((4, 1, 3), (3,)),
+])
+
+
+@dataclass
+class Case:
+    tensors: list[Tensor]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def values(shape, domain, *, away_from=(), unique=False):
+    """float64 arrays in `domain`, optionally at least 0.05 away from kinks such as 0."""
+    lo, hi = domain
+    elems = st.floats(lo, hi, allow_nan=False, allow_subnormal=False)
+    if away_from:
+        elems = elems.filter(lambda v: all(abs(v - k) > 0.05 for k in away_from))
+    return hnp.arrays(np.float64, shape, elements=elems, unique=unique)
+
+
+def leaf(arr) -> Tensor:
+    return Tensor(arr, requires_grad=True)
+
+
+@st.composite
+def unary(draw, op, away_from=()):
+    return Case([leaf(draw(values(draw(SHAPES), op.domain, away_from=away_from)))])
+
+
+@st.composite
+def binary(draw, op):
+    sx, sy = draw(st.one_of(BROADCAST_PAIRS, hnp.mutually_broadcastable_shapes(
+        num_shapes=2, max_dims=3, max_side=3).map(lambda s: s.input_shapes)))
+    return Case([leaf(draw(values(sx, op.domain))), leaf(draw(values(sy, op.domain)))])
+
+
+@st.composite
+def matmul(draw, op):
+    n, k, m = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sx, sy = draw(st.sampled_from([((n, k), (k, m)), ((2, n, k), (k, m)), ((k,), (k, m)),
+                                   ((n, k), (k,)), ((k,), (k,)), ((2, 1, n, k), (3, k, m))]))
+    return Case([leaf(draw(values(sx, op.domain))), leaf(draw(values(sy, op.domain)))])
+
+
+@st.composite
+def where(draw, op):
+    sc, sa = draw(BROADCAST_PAIRS)
+    cond = Tensor(draw(hnp.arrays(bool, sc)))
+    return Case([cond, leaf(draw(values(sa, op.domain))), leaf(draw(values(sc, op.domain)))])
+
+
+@st.composite
+def clip(draw, op):
+    lo, hi = draw(st.sampled_from([(-0.5, 0.5), (None, 0.3), (-0.3, None)]))
+    kinks = tuple(b for b in (lo, hi) if b is not None)
+    return Case([leaf(draw(values(draw(SHAPES), op.domain, away_from=kinks)))],
+                {"lo": lo, "hi": hi})
+
+
+@st.composite
+def axis_and_keepdims(draw, ndim):
+    axis = draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1) if ndim else st.none(),
+                          st.lists(st.integers(0, max(ndim - 1, 0)), min_size=1, max_size=ndim,
+                                   unique=True).map(tuple) if ndim else st.none()))
+    return {"axis": axis, "keepdims": draw(st.booleans())}
+
+
+@st.composite
+def reduction(draw, op, unique=False):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3))
+    if unique:  # values on a 0.1 grid: no ties and no near-ties within eps for max
+        grid = st.integers(int(op.domain[0] * 10), int(op.domain[1] * 10)).map(lambda i: i / 10)
+        x = draw(hnp.arrays(np.float64, shape, elements=grid, unique=True))
+    else:
+        x = draw(values(shape, op.domain))
+    return Case([leaf(x)], draw(axis_and_keepdims(len(shape))))
+
+
+@st.composite
+def reshape(draw, op):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3))
+    target = draw(st.sampled_from([(-1,), tuple(reversed(shape)), (1,) + shape]))
+    return Case([leaf(draw(values(shape, op.domain)))], {"shape": target})
+
+
+@st.composite
+def transpose(draw, op):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3))
+    axes = draw(st.one_of(st.none(), st.permutations(range(len(shape))).map(tuple)))
+    return Case([leaf(draw(values(shape, op.domain)))], {"axes": axes})
+
+
+@st.composite
+def getitem(draw, op):
+    x = draw(values((4, 3), op.domain))
+    index = draw(st.sampled_from([
+        1, -1, slice(1, 3), (slice(None), 2), (slice(None, None, -2), slice(0, 2)),
+        np.array([0, 2, 2, 3]), (np.array([1, 1]), np.array([0, 2])), (Ellipsis, 1),
+    ]))
+    return Case([leaf(x)], {"index": index})
+
+
+@st.composite
+def embedding(draw, op):
+    weight = draw(values((5, 3), op.domain))
+    indices = draw(hnp.arrays(np.int64, draw(st.sampled_from([(4,), (2, 3)])),
+                              elements=st.integers(0, 3)))  # repeats accumulate
+    # the padding row gets no gradient by definition, so it is a row no index touches here
+    return Case([leaf(weight)], {"indices": indices,
+                                 "padding_idx": draw(st.sampled_from([None, 4]))})
+
+
+@st.composite
+def join(draw, op):
+    n = draw(st.integers(1, 3))
+    axis = draw(st.integers(0, 1))
+    if op.name == "cat":
+        shapes = [(2, draw(st.integers(1, 3))) if axis == 1 else (draw(st.integers(1, 3)), 2)
+                  for _ in range(n)]
+    else:
+        shapes = [(2, 3)] * n
+    return Case([leaf(draw(values(s, op.domain))) for s in shapes], {"axis": axis})
+
+
+CASES = {
+    "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
+    "matmul": matmul, "where": where,
+    "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
+    "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
+    "clip": clip, "sum": reduction, "max": lambda op: reduction(op, unique=True),
+    "reshape": reshape, "transpose": transpose, "getitem": getitem, "embedding": embedding,
+    "cat": join, "stack": join,
+}
+
+
+def op_case(name: str):
+    """The strategy drawing inputs and kwargs for primitive `name`."""
+    if name not in CASES:
+        raise KeyError(f"primitive {name!r} has no strategy in tests/strategies.py")
+    return CASES[name](OPS[name])
