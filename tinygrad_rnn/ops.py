@@ -123,14 +123,12 @@ class MatMul(Op):
         x, y = self.x, self.y
         x2 = x[None, :] if x.ndim == 1 else x  # 1-D operands act as a row / a column
         y2 = y[:, None] if y.ndim == 1 else y
-        if x.ndim == 1:
-            g = np.expand_dims(g, -2)
-        if y.ndim == 1:
-            g = g[..., None]
+        batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
+        g = g.reshape(batch + (x2.shape[-2], y2.shape[-1]))
         gx = gy = None
         if self.needs[0]:
             gx = g @ np.swapaxes(y2, -1, -2)
-            gx = gx.reshape(gx.shape[:-2] + gx.shape[-1:]) if x.ndim == 1 else gx
+            gx = gx[..., 0, :] if x.ndim == 1 else gx
         if self.needs[1]:
             if y2.ndim == 2 and x2.ndim > 2:  # (..., n, k) @ (k, m): fold the batch into one matmul
                 gy = x2.reshape(-1, x2.shape[-1]).T @ g.reshape(-1, g.shape[-1])
@@ -310,11 +308,10 @@ class Transpose(Op):
 
 
 def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
-    """Turn Tensors in an index into arrays and reject float arrays, naming the shape."""
+    """Make index arrays intp (or bool) and reject float ones, naming the indexed shape."""
     parts = index if isinstance(index, tuple) else (index,)
     out = []
     for part in parts:
-        part = getattr(part, "data", part)  # a Tensor used as an index
         if isinstance(part, (list, np.ndarray)):
             part = np.asarray(part)
             if part.dtype.kind not in "biu" and part.size:

@@ -218,6 +218,10 @@ class Tensor:
         return self.transpose()
 
     def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        elif isinstance(index, Tensor):
+            index = index.data
         return apply(ops.GetItem, self, index=ops.normalize_index(index, self.shape))
 
     def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
