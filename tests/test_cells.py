@@ -8,7 +8,6 @@ import pytest
 import tinygrad_rnn as tg
 from tinygrad_rnn.nn import Cell, GRUCell, LSTMCell, Parameter, Recurrent, RNNCell
 
-
 CELLS = [
     lambda: RNNCell(3, 4),
     lambda: RNNCell(3, 4, nonlinearity="relu"),
