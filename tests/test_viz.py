@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tinygrad_rnn import Tensor, graph_scope
+from tinygrad_rnn import Tensor, graph_scope, nn
 from tinygrad_rnn.nn import Module, Parameter
 from tinygrad_rnn.viz import draw_graph, render
 
@@ -141,6 +141,30 @@ def test_nested_layer_and_direction_clusters_and_max_steps_per_direction():
     assert dot.index("cluster_layer1_backward_t5") > dot.index("cluster_layer1_backward {")
     short = draw_graph(loss, params=p, max_steps=1).source
     assert len(step_clusters(short)) == 4 * 2 and short.count("… 4 steps …") == 4
+
+
+def test_real_recurrent_layer_one_cluster_per_step():
+    layer = nn.Recurrent(nn.RNNCell(D, H), return_sequences=True)
+    out = layer(Tensor(np.ones((1, 5, D), np.float32)))
+    dot = draw_graph(out.sum(), params=layer).source
+    assert step_clusters(dot) == [f"cluster_forward_t{t}" for t in range(5)]
+    for name, _ in layer.named_parameters():
+        assert dot.count(f'label="{name}\\n') == 1
+
+
+def test_real_lstm_stack_nested_and_elided_per_layer_and_direction():
+    lstm = nn.LSTM(D, H, num_layers=2, bidirectional=True, batch_first=True)
+    out, (h_n, _) = lstm(Tensor(np.ones((1, 500, D), np.float32)))
+    dot = draw_graph(out.sum() + h_n.sum(), params=lstm, max_steps=2).source
+    for k in range(2):
+        for d in ("forward", "backward"):
+            assert f"subgraph cluster_layer{k}_{d} {{" in dot
+            assert [c for c in step_clusters(dot) if c.startswith(f"cluster_layer{k}_{d}_")] == [
+                f"cluster_layer{k}_{d}_t{t}" for t in (0, 1, 498, 499)]
+    assert dot.count("… 496 steps …") == 4
+    for name, _ in lstm.named_parameters():
+        assert dot.count(f'label="{name}\\n') == 1
+    assert len(re.findall(r"^\s+\w+ \[label=", dot, re.MULTILINE)) < 400
 
 
 def test_unknown_labels_become_generic_clusters_with_valid_ids():

@@ -29,16 +29,9 @@ _FREED = ("draw_graph: the graph behind this tensor was freed by backward; call 
 
 
 def _param_names(params: Any) -> dict[int, str]:
-    if params is None:
-        return {}
-    if hasattr(params, "named_parameters"):
-        params = params.named_parameters()
-    elif isinstance(params, Mapping):
-        params = params.items()
-    names: dict[int, str] = {}
-    for name, tensor in params:
-        names.setdefault(id(tensor), str(name))
-    return names
+    pairs = (params.named_parameters() if hasattr(params, "named_parameters") else
+             params.items() if isinstance(params, Mapping) else params or ())
+    return {id(t): str(name) for name, t in reversed(list(pairs))}  # the first name wins
 
 
 def _walk(root: Tensor) -> list[Tensor]:
@@ -63,48 +56,38 @@ def _step(scope: tuple[str, ...]) -> tuple[tuple[str, ...], int] | None:
                  if (m := _STEP.match(lab))), None)
 
 
-def _elide(order: list[Tensor], k: int | None) -> tuple[dict, dict, dict]:
+def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict, dict]:
     """Drawn id per node ("n<i>", or "e<j>" for an elided step), scope per drawn id, and the
-    elided steps per (layer, direction) prefix: all but the first and last k steps."""
+    elided steps per (layer, direction): all but the first and last k. A leaf goes in the
+    innermost cluster holding all its users (weights and inputs never inside a step)."""
     steps = {id(n): _step(n._scope) for n in order if n._op is not None}
     gone: dict[tuple[str, ...], Any] = {}
-    for s in steps.values():
-        if k is not None and s is not None:
-            gone.setdefault(s[0], set()).add(s[1])
+    for s in (s for s in steps.values() if s is not None and k is not None):
+        gone.setdefault(s[0], set()).add(s[1])
     gone = {p: set(sorted(ts)[k:-k]) for p, ts in gone.items() if len(ts) > 2 * k}
-    dots = {prefix: f"e{i}" for i, prefix in enumerate(gone)}
-    vid, where = {}, {}
+    dots, vid, where, users = {p: f"e{i}" for i, p in enumerate(gone)}, {}, {}, {}
     for i, n in enumerate(order):
         s = steps.get(id(n))
         vid[id(n)] = dots[s[0]] if s is not None and s[1] in gone.get(s[0], ()) else f"n{i}"
         where[vid[id(n)]] = s[0] if vid[id(n)][0] == "e" else n._scope
-    return vid, where, gone
-
-
-def _place_leaves(order: list[Tensor], root: Tensor, vid: dict, where: dict, names: dict) -> None:
-    """Put each leaf in the innermost cluster holding all its users (never inside a step for
-    weights and inputs); drop leaves that only elided steps use."""
-    users: dict[int, list[str]] = {}
-    for n in order:
         for p in n._parents:
             users.setdefault(id(p), []).append(vid[id(n)])
-    for n in order:
-        used = users.get(id(n), [])
-        if n._op is not None or n is root:
+    for n in (n for n in order if id(n) in users and n._op is None):
+        if all(u[0] == "e" for u in users[id(n)]):
+            del where[vid[id(n)]]  # only elided steps use it
             continue
-        if all(u[0] == "e" for u in used):
-            del where[vid[id(n)]]
-            continue
-        scope = commonprefix([where[u] for u in used])
+        scope = commonprefix([where[u] for u in users[id(n)]])
         s = _step(scope) if n.requires_grad or id(n) in names else None
         where[vid[id(n)]] = scope if s is None else s[0]
+    return vid, where, gone
 
 
 def _assemble(nodes: dict[tuple[str, ...], list]) -> graphviz.Digraph:
     """Nested clusters, steps in time order, each named after its labels (a valid DOT id)."""
     graph, taken = graphviz.Digraph("tinygrad_rnn", node_attr={"fontsize": "10"}), set()
-    subs, rank = {(): graph}, {path: i for i, path in enumerate(nodes)}
-    for path in sorted(list(nodes)[1:], key=lambda q: [int(m.group(1)) if (m := _STEP.match(
+    rank = {q[:k]: 0 for q in nodes for k in range(1, len(q) + 1)}
+    rank, subs = {q: i for i, q in enumerate(rank)}, {(): graph}
+    for path in sorted(rank, key=lambda q: [int(m.group(1)) if (m := _STEP.match(
             lab)) else rank[q[:i + 1]] for i, lab in enumerate(q)]):
         base = "cluster_" + "_".join(re.sub(r"\W+", "_", lab.replace("dir=", "").replace(
             "=", ""), flags=re.ASCII) for lab in path)
@@ -120,9 +103,11 @@ def _assemble(nodes: dict[tuple[str, ...], list]) -> graphviz.Digraph:
 
 
 def _shade(norm: float, top: float) -> str:
-    """White to red on a log scale spanning six decades below the largest norm drawn."""
-    frac = 0.0 if norm <= 0 or top <= 0 else min(1.0, max(0.0, 1 + np.log10(norm / top) / 6))
-    g = round(255 - 200 * frac)
+    """Pale to deep red on a log scale over four decades below the largest norm drawn, so a
+    vanishing gradient still shows; a zero gradient stays white."""
+    if norm <= 0:
+        return "#ffffff"
+    g = round(235 - 185 * min(1.0, max(0.0, 1 + np.log10(norm / top) / 4)))
     return f"#ff{g:02x}{g:02x}"
 
 
@@ -147,41 +132,35 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"draw_graph: max_steps must be >= 1 or None, got {max_steps}")
     order, names = _walk(root), _param_names(params)
-    vid, where, gone = _elide(order, max_steps)
-    _place_leaves(order, root, vid, where, names)
+    vid, where, gone = _layout(order, max_steps, names)
     norms = {id(n): float(np.linalg.norm(n.grad)) for n in order if show_grad and
              n.grad is not None and vid[id(n)][0] == "n" and vid[id(n)] in where}
     top = max(norms.values(), default=0.0)
 
     nodes: dict[tuple[str, ...], list[tuple[str, dict[str, str]]]] = {(): []}
-    placed: set[str] = set()
     for n in order:
         nid = vid[id(n)]
-        if nid not in where or nid in placed:
+        if nid[0] == "e" or nid not in where:
             continue
-        placed.add(nid)
-        if nid[0] == "e":
-            attrs = {"label": f"… {len(gone[where[nid]])} steps …", "shape": "plaintext"}
-        elif n._op is not None:
+        if n._op is not None:
             attrs = {"label": n._op.name, "shape": "box"}
-        else:
-            kind = names.get(id(n), "input" if n.requires_grad else "const")
-            attrs = {"label": kind, "shape": "ellipse"}
-            if kind == "const":
-                attrs.update(style="dashed", fontcolor="gray40")
-            elif not show_grad:
+        elif id(n) in names or n.requires_grad:  # parameters by name, other leaves as inputs
+            attrs = {"label": names.get(id(n), "input"), "shape": "ellipse"}
+            if not show_grad:
                 attrs.update(style="filled", fillcolor="#fff2cc" if id(n) in names else "#ddeeff")
-        if nid[0] == "n" and show_shapes:
+        else:
+            attrs = {"label": "const", "shape": "ellipse", "style": "dashed", "fontcolor": "gray40"}
+        if show_shapes:
             attrs["label"] += f"\\n{tuple(n.shape)}"
         if id(n) in norms:
             attrs["label"] += f"\\n|grad| {norms[id(n)]:.3g}"
             attrs.update(style="filled", fillcolor=_shade(norms[id(n)], top))
         if n is root:
             attrs.update(label="output: " + attrs["label"], peripheries="2", color="blue")
-        path = where[nid] if group_steps else ()
-        for k in range(1, len(path) + 1):
-            nodes.setdefault(path[:k], [])
-        nodes[path].append((nid, attrs))
+        nodes.setdefault(where[nid] if group_steps else (), []).append((nid, attrs))
+    for i, (prefix, steps) in enumerate(gone.items()):  # one elision node per layer, direction
+        dots = {"label": f"… {len(steps)} steps …", "shape": "plaintext"}
+        nodes.setdefault(prefix if group_steps else (), []).append((f"e{i}", dots))
 
     graph, edges = _assemble(nodes), set()
     for n in order:
