@@ -19,6 +19,7 @@ from tinygrad_rnn.tensor import (
     stack,
     where,
 )
+from tinygrad_rnn.viz import draw_graph
 
 __version__ = "0.1.0"
 __all__ = [
@@ -26,3 +27,4 @@ __all__ = [
     "gradcheck", "gradcheck_module", "gradcheck_report", "graph_scope", "load", "nn",
     "no_grad", "save", "set_default_dtype", "stack", "where",
 ]
+__all__ += ["draw_graph"]
