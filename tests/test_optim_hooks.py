@@ -67,7 +67,7 @@ def test_hooks_run_in_order_before_the_update():
     opt.add_hook(last)
     assert opt.hooks == [first, clip, last]
     opt.step()
-    for seen, b, g in zip(first.data[0], before, raw):  # pre-update params, pre-clip grads
+    for seen, b in zip(first.data[0], before):  # pre-update params, then pre-clip grads
         np.testing.assert_array_equal(seen, b)
     for seen, g in zip(first.grads[0], raw):
         np.testing.assert_array_equal(seen, g)

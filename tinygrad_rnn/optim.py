@@ -194,12 +194,11 @@ class Optimizer:
         for p in self.params:
             p.grad = None
 
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+    def step(self) -> None:
         """Run the hooks on the parameters with a grad, then update the trainable ones in place.
 
-        Returns `closure()` when a closure (re-evaluating the loss) is given, as torch.
+        Each update keeps the parameter's array (same object, shape and dtype).
         """
-        loss = closure() if closure is not None else None
         with_grad = [p for p in self.params if p.grad is not None]
         for hook in self.hooks:
             hook(with_grad)
@@ -210,12 +209,11 @@ class Optimizer:
             if g.shape != p.shape:
                 raise ValueError(f"{type(self).__name__}: grad of shape {g.shape} for parameter "
                                  f"{i} of shape {p.shape}")
-            if getattr(self, "weight_decay", 0):  # L2 penalty added to the gradient, as torch (not AdamW)
+            if getattr(self, "weight_decay", 0):  # L2 added to the grad, as torch (not AdamW)
                 g = g + self.weight_decay * p.data
             state = self.state[i]
             state["step"] = state.get("step", 0) + 1
             self._update(p.data, g, state)
-        return loss
 
     def _update(self, p: np.ndarray, g: np.ndarray, s: dict[str, Any]) -> None:
         """Update array `p` in place from grad `g` (never modified) and its state `s`."""
