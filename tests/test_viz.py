@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,11 +70,12 @@ def test_weights_are_drawn_outside_the_step_clusters():
 
 def test_same_program_gives_identical_dot_text():
     assert draw_graph(*unrolled(T=6)).source == draw_graph(*unrolled(T=6)).source
-    code = textwrap.dedent("""
-        import sys; sys.path.insert(0, "tests"); sys.path.insert(0, ".")
+    here = Path(__file__).resolve().parent
+    code = textwrap.dedent(f"""
+        import sys; sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]
         from test_viz import unrolled; from tinygrad_rnn.viz import draw_graph
         print(draw_graph(*unrolled(T=4)).source)
-    """)
+    """)  # a fresh interpreter each time: other ids and hash seeds, same text
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)]
     assert runs[0] == runs[1] and "cluster_forward_t3" in runs[0]
@@ -204,6 +206,16 @@ def test_freed_graph_is_a_clear_error():
     loss.backward()
     with pytest.raises(RuntimeError, match="before backward or use retain_graph=True"):
         draw_graph(loss, params=p)
+
+
+def test_a_leaf_root_and_bad_arguments():
+    w = Tensor(np.ones((2, 2)), requires_grad=True)
+    dot = draw_graph(w, params={"w": w}).source
+    assert 'label="output: w\\n(2, 2)"' in dot and "->" not in dot
+    with pytest.raises(ValueError, match="max_steps"):
+        draw_graph(w, max_steps=0)
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        draw_graph(np.ones(2))
 
 
 def test_render_without_dot_says_how_to_install_graphviz(monkeypatch, tmp_path):
