@@ -1,6 +1,6 @@
 """tinygrad_rnn: a numpy reverse-mode autodiff micro-framework for recurrent networks."""
 
-from tinygrad_rnn import functional, nn
+from tinygrad_rnn import functional, nn, optim
 from tinygrad_rnn.grad_check import (
     GradcheckError,
     GradcheckRecord,
@@ -28,3 +28,4 @@ __all__ = [
     "no_grad", "save", "set_default_dtype", "stack", "where",
 ]
 __all__ += ["draw_graph"]
+__all__ += ["optim"]
