@@ -195,6 +195,14 @@ def test_dropout_is_reproducible_with_a_seeded_rng():
     np.testing.assert_array_equal(a, b)
 
 
+def test_dropout_default_rng_follows_np_random_seed():
+    x = Tensor(np.ones((4, 5)))
+    np.random.seed(11)
+    a = F.dropout(x, 0.5).data
+    np.random.seed(11)
+    np.testing.assert_array_equal(a, F.dropout(x, 0.5).data)
+
+
 def test_dropout_eval_identity_and_edges():
     x = Tensor(RNG.standard_normal((3, 4)))
     assert F.dropout(x, 0.9, training=False) is x

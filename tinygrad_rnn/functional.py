@@ -37,7 +37,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         x: Tensor of any shape; the result has x's shape.
         p: drop probability in [0, 1]; p=1 gives zeros. Outside [0, 1] is a ValueError.
         training: False (or p=0) returns x itself.
-        rng: numpy Generator for the mask (seed it for reproducible runs); None: a fresh one.
+        rng: numpy Generator for the mask; None: numpy's global one (np.random.seed).
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
@@ -46,7 +46,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         return x
     if p == 1.0:
         return x * np.zeros(x.shape, x.dtype)
-    rng = np.random.default_rng() if rng is None else rng
+    rng = np.random if rng is None else rng  # reproducible by np.random.seed, as layer init
     keep = rng.random(x.shape) >= p
     return x * (keep / (1.0 - p)).astype(x.dtype)  # the mask is a constant: no gradient
 
