@@ -73,6 +73,11 @@ def test_init_is_reproducible_with_numpy_seed():
     np.random.seed(3)
     b = GRUCell(2, 3).state_dict()
     assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = LSTMCell(2, 3, rng=np.random.default_rng(7)).state_dict()
+    d = LSTMCell(2, 3, rng=np.random.default_rng(7)).state_dict()
+    assert all(np.array_equal(c[k], d[k]) for k in c)
+    e = tg.nn.LSTM(2, 3, 2, rng=np.random.default_rng(7)).state_dict()
+    np.testing.assert_array_equal(e["weight_ih_l0"], c["weight_ih"])  # same draws, same order
 
 
 def test_forward_equals_project_then_step():

@@ -6,7 +6,8 @@ the input matmul for every time step at once, `step` does one step's hidden matm
 and `forward(x_t, state)` is `step(project_inputs(x_t), state, hidden_weights())`.
 
 Initialisation follows torch, U(-1/sqrt(H), 1/sqrt(H)) for every parameter, drawn from numpy's
-global RNG so that `np.random.seed(s)` makes a model reproducible (as `torch.manual_seed`).
+global RNG so that `np.random.seed(s)` makes a model reproducible (as `torch.manual_seed`),
+or from the Generator passed as the keyword `rng` (as nn.Linear).
 """
 
 from __future__ import annotations
@@ -67,11 +68,12 @@ class Cell(Module):
         """What one step emits: the state, or state[0] for a tuple state (h of (h, c))."""
         return state[0] if isinstance(state, tuple) else state
 
-    def reset_parameters(self) -> None:
-        """Redraw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's rule), numpy's RNG."""
-        k = 1.0 / math.sqrt(self.hidden_size)
+    def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
+        """Redraw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's rule); `rng` or
+        numpy's global RNG."""
+        k, draw = 1.0 / math.sqrt(self.hidden_size), np.random if rng is None else rng
         for p in self.parameters():
-            p.data = np.random.uniform(-k, k, p.shape).astype(p.dtype)
+            p.data = draw.uniform(-k, k, p.shape).astype(p.dtype)
 
     # ---- fast path used by the unroll; the defaults fall back to forward per step ---------
     def project_inputs(self, x: Tensor) -> Tensor:
@@ -99,7 +101,8 @@ class _TorchCell(Cell):
     gates = 1
     fold_hidden_bias = True  # bias_hh joins the input projection unless a gate needs it apart
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 rng: np.random.Generator | None = None):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be >= 1, "
@@ -110,7 +113,7 @@ class _TorchCell(Cell):
         self.weight_hh = Parameter(np.zeros((rows, hidden_size), dt))
         self.bias_ih = Parameter(np.zeros(rows, dt)) if bias else None
         self.bias_hh = Parameter(np.zeros(rows, dt)) if bias else None
-        self.reset_parameters()
+        self.reset_parameters(rng)
 
     def forward(self, x_t: Tensor, state: State) -> State:
         return self.step(self.project_inputs(x_t), state, self.hidden_weights())
@@ -139,11 +142,11 @@ class RNNCell(_TorchCell):
     """
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh"):
+                 nonlinearity: str = "tanh", *, rng: np.random.Generator | None = None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got "
                              f"{nonlinearity!r}")
-        super().__init__(input_size, hidden_size, bias)
+        super().__init__(input_size, hidden_size, bias, rng=rng)
         self.nonlinearity = nonlinearity
 
     def step(self, xp_t: Tensor, h: Tensor, w_hh_t: Tensor) -> Tensor:

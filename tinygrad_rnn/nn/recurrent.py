@@ -196,13 +196,15 @@ class RNNBase(Module):
 
     Each layer k and direction registers weight_ih_l{k}[_reverse], weight_hh_l{k}[_reverse],
     bias_ih_l{k}[_reverse], bias_hh_l{k}[_reverse] in torch's state_dict order, so a torch
-    state_dict converted to numpy loads as is. Dropout between layers draws its masks from
-    `self.dropout_rng` (a numpy Generator; None: a fresh one per call).
+    state_dict converted to numpy loads as is. Dropout between layers (training mode only)
+    draws its masks from `self.dropout_rng`: the `rng` given at construction, else None (a
+    fresh Generator per call).
     """
 
     def __init__(self, make_cell: Callable[[int], Cell], input_size: int, hidden_size: int,
                  num_layers: int = 1, bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 rng: np.random.Generator | None = None):
         super().__init__()
         name = type(self).__name__
         if num_layers < 1:
@@ -213,7 +215,7 @@ class RNNBase(Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.num_directions = bidirectional, 2 if bidirectional else 1
         self.step_observers: list[StepObserver] = []
-        self.dropout_rng: np.random.Generator | None = None
+        self.dropout_rng = rng
         cells = []
         for k in range(num_layers):
             for d in range(self.num_directions):
@@ -223,9 +225,10 @@ class RNNBase(Module):
                 cells.append(cell)
         self._cells = cells  # a plain list: the cells' parameters are registered above
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
+        """Redraw all weights U(-1/sqrt(H), 1/sqrt(H)) as torch, from `rng` or np.random."""
         for cell in self._cells:
-            cell.reset_parameters()
+            cell.reset_parameters(rng)
 
     def _initial_states(self, hx: Any, batch: int, unbatched: bool) -> list[State]:
         name, lstm = type(self).__name__, isinstance(self._cells[0], LSTMCell)
@@ -302,11 +305,13 @@ class RNN(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 rng: np.random.Generator | None = None):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity), input_size,
-                         hidden_size, num_layers, bias, batch_first, dropout, bidirectional)
+        super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity, rng=rng),
+                         input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng=rng)
         self.nonlinearity = nonlinearity
 
 
@@ -319,9 +324,10 @@ class LSTM(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False):
-        super().__init__(lambda i: LSTMCell(i, hidden_size, bias), input_size, hidden_size,
-                         num_layers, bias, batch_first, dropout, bidirectional)
+                 bidirectional: bool = False, *, rng: np.random.Generator | None = None):
+        super().__init__(lambda i: LSTMCell(i, hidden_size, bias, rng=rng),
+                         input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng=rng)
 
 
 class GRU(RNNBase):
@@ -333,6 +339,7 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False):
-        super().__init__(lambda i: GRUCell(i, hidden_size, bias), input_size, hidden_size,
-                         num_layers, bias, batch_first, dropout, bidirectional)
+                 bidirectional: bool = False, *, rng: np.random.Generator | None = None):
+        super().__init__(lambda i: GRUCell(i, hidden_size, bias, rng=rng),
+                         input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng=rng)
