@@ -347,9 +347,11 @@ class Embedding(Op):
         n = weight.shape[0]
         if indices.dtype.kind not in "iu":
             raise IndexError(f"indices must be integers, got {indices.dtype}")
-        if indices.size and (indices.min() < -n or indices.max() >= n):
+        if indices.size and (indices.min() < 0 or indices.max() >= n):
             bad = indices.max() if indices.max() >= n else indices.min()
             raise IndexError(f"index {bad} is out of range for a table of {n} rows")
+        if padding_idx is not None and padding_idx < 0:
+            padding_idx += n  # torch's convention for a negative padding_idx
         self.indices, self.padding_idx = indices, padding_idx
         return weight[indices]
 
