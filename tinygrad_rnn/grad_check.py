@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,23 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float = 1e-
     return True
 
 
+_STACK_PARAM = re.compile(r"_l(\d+)(_reverse)?$")  # torch stack names: weight_hh_l1_reverse
+
+
+def _steps_used(name: str, seen: dict[tuple[str, int, str], set[int]]) -> str:
+    """The steps that used parameter `name`: those the unrolling module holding it ran (for a
+    stack's weight_hh_l{k}[_reverse], layer k and that direction only); "" outside unrolls."""
+    owner = max((m for m, _, _ in seen if not m or name.startswith(m + ".")), key=len,
+                default=None)
+    rel = name[len(owner or ""):].lstrip(".")  # a stack's own parameter, not a cell's
+    stack = None if "." in rel else _STACK_PARAM.search(rel)
+    used = [f"t={min(ts)}..{max(ts)} of layer {k} direction {d}" for (m, k, d), ts in
+            sorted(seen.items()) if m == owner and (stack is None or (k, d) == (
+                int(stack[1]), "backward" if stack[2] else "forward"))]
+    where = f" of '{owner}'" if owner else ""
+    return f", used in steps {' and '.join(used)}{where}" if used else ""
+
+
 def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e-6,
                      atol: float = 1e-5, rtol: float = 1e-3,
                      raise_exception: bool = True) -> bool:
@@ -162,7 +180,9 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
 
     `loss_fn()` takes no argument and returns a scalar Tensor computed with `module` (e.g. a
     whole unrolled recurrent net). The module runs in float64 during the check and gets its
-    original arrays and dtypes back afterwards. Returns True or raises GradcheckError.
+    original arrays and dtypes back afterwards. Returns True or raises GradcheckError with a
+    line per failing parameter: name, shape, worst element, analytic vs numeric, and for a
+    recurrent layer's parameter the steps t it was used in (seen by `step_observers`).
     """
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     originals = [(p, p.data, p.grad) for _, p in module.named_parameters()]
@@ -175,7 +195,16 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
         def value() -> float:
             with no_grad():
                 return float(loss_fn().data)
-        first = loss_fn()
+        seen: dict[tuple[str, int, str], set[int]] = {}  # (module, layer, direction) -> t's
+        added = [(m, lambda k, d, t, _, n=n: seen.setdefault((n, k, d), set()).add(t))
+                 for n, m in module.named_modules() if hasattr(m, "step_observers")]
+        try:
+            for m, obs in added:
+                m.step_observers.append(obs)
+            first = loss_fn()
+        finally:
+            for m, obs in added:
+                m.step_observers.remove(obs)
         if first.data.size != 1:
             raise ValueError(f"gradcheck_module: loss_fn must return a scalar, got shape "
                              f"{first.shape}")
@@ -185,16 +214,14 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
             raise ValueError("gradcheck_module: loss_fn is not deterministic (dropout in "
                              "training mode?); call module.eval() or seed it")
         first.backward()
-        failures = []
-        for name, p in named:
-            analytic = np.zeros_like(p.data) if p.grad is None else p.grad.copy()
-            rec = _compare(0, analytic, numeric_grad(value, p.data, eps), atol, rtol, name)
-            if not rec.ok:
-                failures.append(rec)
+        records = [_compare(0, np.zeros_like(p.data) if p.grad is None else p.grad.copy(),
+                            numeric_grad(value, p.data, eps), atol, rtol, name)
+                   for name, p in named]
+        failures = [r for r in records if not r.ok]
         if failures:
             if raise_exception:
-                raise GradcheckError("gradcheck_module: " + "; ".join(
-                    r.describe() for r in failures))
+                raise GradcheckError("gradcheck_module: " + "\n  ".join(
+                    r.describe() + _steps_used(r.name, seen) for r in failures))
             return False
         return True
     finally:
