@@ -82,8 +82,9 @@ def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_a
                 out = cell.step_output(new)
                 if mask is not None and not mask[:, t].all():
                     valid = mask[:, t]
-                    new = _keep(valid, new, state)
-                    out = where(valid[:, None], out, Tensor(np.zeros((), out.dtype)))
+                    new = _keep(valid, new, state)  # out reads the kept state, so an
+                    out = where(valid[:, None], cell.step_output(new),  # observer's dL/dh_t
+                                Tensor(np.zeros((), out.dtype)))  # includes this output
             state = new
             for obs in observers:
                 obs(layer, direction, t, state)
