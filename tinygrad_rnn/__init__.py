@@ -1,6 +1,6 @@
 """tinygrad_rnn: a numpy reverse-mode autodiff micro-framework for recurrent networks."""
 
-from tinygrad_rnn import data, functional, nn, optim, train
+from tinygrad_rnn import data, diagnostics, functional, nn, optim, train
 from tinygrad_rnn.grad_check import (
     GradcheckError,
     GradcheckRecord,
@@ -29,4 +29,5 @@ __all__ = [
 ]
 __all__ += ["draw_graph"]
 __all__ += ["optim"]
+__all__ += ["diagnostics"]
 __all__ += ["data", "train"]
