@@ -194,7 +194,7 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
         for epoch in range(epochs):
             start, seen, sums = time.perf_counter(), 0, {}
             model.train()
-            bar.set_description(f"epoch {epoch + 1}/{epochs}")
+            bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
             for xb, yb in batches(X, y, batch_size=batch_size, shuffle=shuffle, rng=gen):
                 optimizer.zero_grad()
                 pred = model(Tensor(xb))
@@ -215,7 +215,7 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
             if checkpoint and history.best_epoch == epoch:
                 save(model, checkpoint)
             shown = {key: f"{value:.4g}" for key, value in logs.items() if key.startswith("val_")}
-            bar.set_postfix(loss=f"{logs['loss']:.4g}", **shown)
+            bar.set_postfix(loss=f"{logs['loss']:.4g}", **shown, refresh=False)
     finally:  # an exception leaves the last saved checkpoint as it was
         bar.close()
         model.train(was)
