@@ -82,9 +82,11 @@ def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_a
                 out = cell.step_output(new)
                 if mask is not None and not mask[:, t].all():
                     valid = mask[:, t]
-                    new = _keep(valid, new, state)  # out reads the kept state, so an
-                    out = where(valid[:, None], cell.step_output(new),  # observer's dL/dh_t
-                                Tensor(np.zeros((), out.dtype)))  # includes this output
+                    new = _keep(valid, new, state)
+                    # out reads the kept state, so an observer's retained dLoss/dh_t
+                    # includes this step's output too
+                    zero = Tensor(np.zeros((), out.dtype))
+                    out = where(valid[:, None], cell.step_output(new), zero)
             state = new
             for obs in observers:
                 obs(layer, direction, t, state)
