@@ -101,6 +101,16 @@ def test_bidirectional_copy_is_independent_and_named():
     np.testing.assert_allclose(out.data, np.concatenate([hf.data, hb.data], -1))
 
 
+def test_bidirectional_initial_state_is_a_forward_backward_pair():
+    bi = Bidirectional(Recurrent(GRUCell(3, 4), return_state=True)).to(np.float64)
+    x, h_f, h_b = _x(2, 5, 3), _x(2, 4, seed=1), _x(2, 4, seed=2)
+    out, (f, b) = bi(x, initial_state=(h_f, h_b))
+    np.testing.assert_allclose(out.data, np.concatenate([f.data, b.data], -1))
+    np.testing.assert_allclose(f.data, bi.forward_layer(x, h_f)[1].data)
+    np.testing.assert_allclose(b.data, bi.backward_layer(x, h_b)[1].data)
+    assert not np.allclose(b.data, bi.backward_layer(x)[1].data)
+
+
 class Readout(Module):
     """2-layer bidirectional LSTM over time-major x, Linear on the last step."""
 
