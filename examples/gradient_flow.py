@@ -22,17 +22,19 @@ from tinygrad_rnn import functional as F
 INPUT, HIDDEN, BATCH = 8, 32, 8
 
 
-def measure(kind: str, steps: int, seed: int = 0) -> dict[str, np.ndarray]:
+def measure(kind: str, steps: int, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
     """||dLoss/dh_t|| (and ||dLoss/dc_t|| for an LSTM), t = 0..T-1, loss at the last step.
 
     kind: "RNN", "LSTM", "GRU", or "LSTM f+1": an LSTM whose forget-gate bias starts at +1
-    (Jozefowicz et al. 2015), so that c_t is mostly carried over at init.
+    (Jozefowicz et al. 2015), so that c_t is mostly carried over at init. `scale`
+    multiplies weight_hh_l0.
     """
     np.random.seed(seed)  # the layers draw their init from numpy's global generator
     cls = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}[kind.split()[0]]
     rnn = cls(INPUT, HIDDEN, batch_first=True)
     if kind == "LSTM f+1":
         rnn.bias_ih_l0.data[HIDDEN:2 * HIDDEN] += 1.0  # gate order i, f, g, o
+    rnn.weight_hh_l0.data *= scale
     head = nn.Linear(HIDDEN, 1)
     rnn.to(np.float64), head.to(np.float64)  # float64: 1e-25 norms must not underflow
     rng = np.random.default_rng(seed + 1)
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plot: {args.out}")
 
     print(f"\nPart 2: tanh RNN with weight_hh x{args.scale}, T={args.T}, SGD lr 0.1")
+    big = measure("RNN", args.T, scale=args.scale)["h"]
+    print(f"at init ||dL/dh_0|| / ||dL/dh_{args.T - 1}|| = {big[0] / big[-1]:.2e} (unscaled: "
+          f"{norms['RNN']['h'][0] / norms['RNN']['h'][-1]:.2e})")
     runs = {"no clip": train_exploding(args.steps, None, args.T, args.scale),
             f"clip {args.clip:g}": train_exploding(args.steps, args.clip, args.T, args.scale)}
     print(clip_table(runs, every=max(1, args.steps // 8)))
