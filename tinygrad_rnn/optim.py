@@ -227,10 +227,14 @@ def _buffer(s: dict[str, Any], key: str, p: np.ndarray, fill: float = 0.0) -> np
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum, dampening, Nesterov, weight decay."""
+    """Stochastic gradient descent with optional momentum, dampening, Nesterov, weight decay.
 
-    def __init__(self, params: Any, lr: float, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, hooks: Iterable[Hook] = ()):
+    Positional order is DESIGN.md's (params, lr, momentum, weight_decay, hooks); torch's
+    `dampening` and `nesterov` are keyword-only here, so pass them by name.
+    """
+
+    def __init__(self, params: Any, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
+                 hooks: Iterable[Hook] = (), *, dampening: float = 0.0, nesterov: bool = False):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
