@@ -44,9 +44,10 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no file at {path}")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz of named arrays")
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz of named arrays")
+        with npz:
             return {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise ValueError(f"load: {path} is not a readable .npz state dict ({err})") from None
