@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -19,6 +21,7 @@ from tinygrad_rnn.ops import IndexGrad, Op
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
 _SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
 _default_dtype = np.dtype(np.float32)
+_SEQUENCE = itertools.count(1)  # stamps recorded op outputs in creation order (see toposort)
 
 
 def set_default_dtype(dtype: Any) -> None:
@@ -86,7 +89,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_scope", "_retain",
-                 "_freed", "__weakref__")
+                 "_freed", "_seq", "__weakref__")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
@@ -100,6 +103,7 @@ class Tensor:
         self._scope: tuple[str, ...] = ()
         self._retain = False
         self._freed = False
+        self._seq = 0  # creation order of op outputs; leaves have no parents, so 0 is fine
 
     # ---- plain attributes -------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -219,7 +223,7 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+            index = tuple([i.data if isinstance(i, Tensor) else i for i in index])
         elif isinstance(index, Tensor):
             index = index.data
         return apply(ops.GetItem, self, index=ops.normalize_index(index, self.shape))
@@ -230,8 +234,9 @@ class Tensor:
             raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
         n = self.shape[axis]
         step = -(-n // chunks)
-        lead = (slice(None),) * (axis % self.ndim)
-        return [self[lead + (slice(s, min(s + step, n)),)] for s in range(0, n, step)]
+        lead = (slice(None),) * (axis % self.ndim)  # basic slices: no index normalising needed
+        return [apply(ops.GetItem, self, index=lead + (slice(s, min(s + step, n)),))
+                for s in range(0, n, step)]
 
     def softmax(self, axis: int = -1) -> Tensor:
         from tinygrad_rnn.functional import softmax
@@ -245,8 +250,7 @@ class Tensor:
 def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
     op = op_cls()
-    needs = tuple(t.requires_grad for t in inputs)
-    op.needs = needs
+    op.needs = needs = tuple([t.requires_grad for t in inputs])  # a list: no generator frame
     try:
         data = op.forward(*[t.data for t in inputs], **kwargs)
     except (ValueError, IndexError, TypeError) as err:
@@ -256,6 +260,7 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     out.data, out.grad, out._retain, out._freed = data, None, False, False
     if True in needs and _GRAD_ENABLED.get():
         out.requires_grad, out._op, out._parents, out._scope = True, op, inputs, _SCOPE.get()
+        out._seq = next(_SEQUENCE)
     else:
         out.requires_grad, out._op, out._parents, out._scope = False, None, (), ()
     return out
@@ -291,17 +296,23 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def toposort(root: Tensor) -> list[Tensor]:
-    """Nodes that need grad, inputs before outputs, without recursion."""
-    order, seen, stack_ = [], set(), [(root, False)]
-    while stack_:
-        node, done = stack_.pop()
-        if done:
-            order.append(node)
-        elif id(node) not in seen:
-            seen.add(id(node))
-            stack_.append((node, True))
-            stack_.extend((p, False) for p in node._parents if p.requires_grad)
+    """Nodes that need grad, inputs before outputs, without recursion.
+
+    An op's output is created after its inputs, so creation order (`_seq`) is a topological
+    order: collect what `root` reaches, then sort (as PyTorch's sequence numbers do).
+    """
+    order, seen, todo = [root], {id(root)}, [root]
+    while todo:
+        for p in todo.pop()._parents:
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                order.append(p)
+                todo.append(p)
+    order.sort(key=_seq_of)
     return order
+
+
+_seq_of = operator.attrgetter("_seq")
 
 
 def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
@@ -310,19 +321,29 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     owned: set[int] = set()  # grads the engine allocated itself, safe to add into in place
     for node in reversed(toposort(root)):
         g = grads.pop(id(node), None)
+        op = node._op
         if node._freed:
             raise RuntimeError("backward: trying to backward through a graph a second time; its "
                                "saved arrays were freed. Pass retain_graph=True the first time.")
         if g is None:
             continue
-        if node._op is None or node._retain:
+        if op is None or node._retain:
             node.grad = _accumulate_leaf(node.grad, g, id(node) in owned)
-        if node._op is None:
-            continue
-        for parent, pg in zip(node._parents, node._op.backward(g)):
+            if op is None:
+                continue
+        for parent, pg in zip(node._parents, op.backward(g)):
             if pg is None or not parent.requires_grad:
                 continue
-            _accumulate(grads, owned, parent, pg, node._op)
+            key, data = id(parent), parent.data
+            if type(pg) is not np.ndarray or pg.shape != data.shape or pg.dtype != data.dtype:
+                _accumulate(grads, owned, parent, pg, op)  # index, broadcast or dtype fix-ups
+            elif key not in grads:
+                grads[key] = pg  # the common case: a first gradient of the right shape
+            elif key in owned:
+                grads[key] += pg
+            else:
+                grads[key] = grads[key] + pg
+                owned.add(key)
         if not retain_graph:
             node._op, node._parents, node._freed = None, (), True
 
