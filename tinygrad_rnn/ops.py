@@ -121,6 +121,8 @@ class MatMul(Op):
 
     def backward(self, g):
         x, y = self.x, self.y
+        if x.ndim == 2 and y.ndim == 2:  # the common case, without the batch bookkeeping below
+            return (g @ y.T if self.needs[0] else None), (x.T @ g if self.needs[1] else None)
         x2 = x[None, :] if x.ndim == 1 else x  # 1-D operands act as a row / a column
         y2 = y[:, None] if y.ndim == 1 else y
         batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
@@ -209,7 +211,9 @@ class Tanh(Op):
         return self.out
 
     def backward(self, g):
-        return (g * (1.0 - self.out * self.out),)  # d tanh = 1 - tanh^2: no recomputation
+        gx = 1.0 - self.out * self.out  # d tanh = 1 - tanh^2: no recomputation
+        gx *= g
+        return (gx,)
 
 
 @primitive("sigmoid")
@@ -222,7 +226,10 @@ class Sigmoid(Op):
         return out
 
     def backward(self, g):
-        return (g * self.out * (1.0 - self.out),)
+        gx = 1.0 - self.out  # d sigmoid = s (1 - s), in one temporary
+        gx *= self.out
+        gx *= g
+        return (gx,)
 
 
 @primitive("relu")
@@ -310,6 +317,8 @@ class Transpose(Op):
 def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
     """Make index arrays intp (or bool) and reject float ones, naming the indexed shape."""
     parts = index if isinstance(index, tuple) else (index,)
+    if all([type(p) in _BASIC_PARTS for p in parts]):
+        return index  # slices and ints, as in x[:, t]: nothing to normalise
     out = []
     for part in parts:
         if isinstance(part, (list, np.ndarray)):
@@ -324,9 +333,12 @@ def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
     return tuple(out) if isinstance(index, tuple) else out[0]
 
 
+_BASIC_PARTS = (slice, int, type(None), type(Ellipsis))
+
+
 def _is_basic(index: Any) -> bool:
     parts = index if isinstance(index, tuple) else (index,)
-    return not any(isinstance(p, np.ndarray) for p in parts)
+    return not any([isinstance(p, np.ndarray) for p in parts])
 
 
 @primitive("getitem")
