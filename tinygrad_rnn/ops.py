@@ -10,6 +10,7 @@ OuterGrad (a shared matmul operand's x.T @ g, summed over its uses with one GEMM
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,8 @@ class MatMul(Op):
         if x.shape[-1] != y.shape[-2 if y.ndim > 1 else 0]:
             raise ValueError(f"inner dims differ, {x.shape} @ {y.shape}")
         self.x, self.y = x, y
+        if x.ndim > 2 and y.ndim == 2:  # (..., n, k) @ (k, m): one GEMM, not one per batch
+            return (_rows(x) @ y).reshape(x.shape[:-1] + y.shape[-1:])
         return x @ y
 
     def backward(self, g):
@@ -154,15 +157,23 @@ class MatMul(Op):
         g = g.reshape(batch + (x2.shape[-2], y2.shape[-1]))
         gx = gy = None
         if self.needs[0]:
-            gx = g @ np.swapaxes(y2, -1, -2)
+            if y2.ndim == 2 and g.ndim > 2:  # fold the batch into one GEMM
+                gx = (_rows(g) @ y2.T).reshape(g.shape[:-1] + y2.shape[:1])
+            else:
+                gx = g @ np.swapaxes(y2, -1, -2)
             gx = gx[..., 0, :] if x.ndim == 1 else gx
         if self.needs[1]:
             if y2.ndim == 2 and x2.ndim > 2:  # (..., n, k) @ (k, m): fold the batch into one matmul
-                gy = x2.reshape(-1, x2.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                gy = _rows(x2).T @ _rows(g)
             else:
                 gy = np.swapaxes(x2, -1, -2) @ g
             gy = gy[..., 0] if y.ndim == 1 else gy
         return gx, gy
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """(..., k) -> (rows, k): the leading axes folded into one (also when k == 0)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 @primitive("where", arity=3, nondiff=(0,))
