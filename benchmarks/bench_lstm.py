@@ -16,10 +16,12 @@ gradients equal the framework's. Each contender then runs in its own process (`-
 numpy's and torch's thread pools never share one; every worker gets the same thread count
 (--threads, default: all cores) for OpenBLAS (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS, set
 before numpy loads) and torch (torch.set_num_threads). A worker builds its model from the same
-seeded parameters, runs --warmup untimed steps, then --reps timed steps (time.perf_counter),
-and prints JSON. --rounds rounds run every contender once each, in an order rotated by one
+seeded parameters, runs --warmup untimed steps, then --reps timed steps (time.perf_counter for
+wall time, time.process_time for the process's CPU time), and prints JSON. --rounds rounds run every contender once each, in an order rotated by one
 per round, so slow drifts of the machine hit all contenders alike. Reported: median and min
-over all timed steps, and their ratios to numpy's median and min.
+wall time over all timed steps, median CPU time, and their ratios to numpy's. On a busy
+machine with --threads 1, CPU time is the steadiest of the three (time spent waiting for a
+core is not counted); with more threads it also counts BLAS threads spinning.
 
 Memory, two columns: "py peak" is tracemalloc's peak during one extra (untimed) step, minus
 what was allocated before it: Python objects plus numpy buffers (numpy reports its data
@@ -202,18 +204,19 @@ def run_worker(name: str, cfg: tuple[int, ...], reps: int, warmup: int, threads:
     rss0 = _maxrss_mb()
     for _ in range(warmup):
         loss = step()
-    times = []
+    times, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         loss = step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     rss1 = _maxrss_mb()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     step()
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
-    return {"name": name, "config": list(cfg), "times": times, "loss": loss,
+    return {"name": name, "config": list(cfg), "times": times, "cpu": cpu, "loss": loss,
             "py_peak_mb": peak / 2**20, "rss_growth_mb": rss1 - rss0, "threads": threads}
 
 
@@ -282,23 +285,24 @@ def report(results: dict[str, dict[str, list[dict]]], configs: dict) -> str:
         stats = {}
         for name, runs in per.items():
             times = [t for r in runs for t in r["times"]]
-            stats[name] = (statistics.median(times), min(times), len(times),
-                           max(r["py_peak_mb"] for r in runs),
+            cpu = [t for r in runs for t in r["cpu"]]
+            stats[name] = (statistics.median(times), min(times), statistics.median(cpu),
+                           len(times), max(r["py_peak_mb"] for r in runs),
                            max(r["rss_growth_mb"] for r in runs))
         base = stats.get(BASELINE)
         lines += [f"### {cfg_name} (B, T, I, H) = {tuple(configs[cfg_name])}", "",
-                  ("| contender | median ms | min ms | median / numpy | min / numpy | steps "
-                   "| py peak MB | rss growth MB |"),
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for name, (med, mn, n, peak, rss) in stats.items():
-            rm = f"{med / base[0]:.2f}x" if base else "-"
-            rn = f"{mn / base[1]:.2f}x" if base else "-"
-            lines.append(f"| {name} | {_ms(med)} | {_ms(mn)} | {rm} | {rn} | {n} | {peak:.1f} "
-                         f"| {rss:.1f} |")
-            summary.setdefault(cfg_name, {})[name] = rm
+                  ("| contender | median ms | min ms | cpu median ms | median / numpy "
+                   "| min / numpy | cpu / numpy | steps | py peak MB | rss growth MB |"),
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, (med, mn, cp, n, peak, rss) in stats.items():
+            rm, rn, rc = (f"{v / b:.2f}x" if base else "-"
+                          for v, b in zip((med, mn, cp), base or (1, 1, 1)))
+            lines.append(f"| {name} | {_ms(med)} | {_ms(mn)} | {_ms(cp)} | {rm} | {rn} | {rc} "
+                         f"| {n} | {peak:.1f} | {rss:.1f} |")
+            summary.setdefault(cfg_name, {})[name] = f"{rm} ({rn}, {rc})"
         lines.append("")
     names = [c for c in CONTENDERS if any(c in s for s in summary.values())]
-    lines += ["### median step time relative to numpy", "",
+    lines += ["### step time relative to numpy: median (min, cpu median)", "",
               "| config (B,T,I,H) | " + " | ".join(names) + " |",
               "|---|" + "---:|" * len(names)]
     for cfg_name, row in summary.items():
@@ -333,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.reps, args.rounds, args.warmup = 2, 1, 2
     names = [c for c in (args.contenders or available_contenders())]
+    load_start = os.getloadavg()[0]
     print(f"baseline gradients checked against: {', '.join(refs)}", file=sys.stderr)
     results: dict[str, dict[str, list[dict]]] = {}
     for cfg_name, cfg in configs.items():
@@ -346,7 +351,8 @@ def main(argv: list[str] | None = None) -> None:
                       f"{_ms(statistics.median(res['times']))} ms", file=sys.stderr)
     cmd = " ".join(["python benchmarks/bench_lstm.py"] + (argv if argv is not None
                                                           else sys.argv[1:]))
-    print(f"Machine: {machine_info(args.threads)}")
+    print(f"Machine: {machine_info(args.threads)}; 1-minute load average {load_start:.1f} at "
+          f"start, {os.getloadavg()[0]:.1f} at end")
     print(f"Command: `{cmd}` ({args.rounds} rounds x {args.reps} timed steps, "
           f"{args.warmup} warm-up steps per launch)\n")
     print(report(results, configs))
