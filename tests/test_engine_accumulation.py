@@ -1,6 +1,6 @@
-"""The engine's gradient accumulation paths: dense, IndexGrad (slices) and OuterGrad (a matmul
-operand shared by many matmuls, summed with one GEMM), mixed in every order, checked against
-central differences in float64."""
+"""The engine's gradient accumulation paths: a node used as a matmul operand, densely and
+through slices (IndexGrad), in every arrival order, checked against central differences in
+float64."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def test_weight_used_at_many_steps_gets_the_summed_gradient():
     assert gradcheck(unrolled, [w, h0])
 
 
-def test_outer_grad_respects_the_weight_dtype_and_retain_grad():
+def test_shared_weight_grad_respects_its_dtype_and_retain_grad():
     rng = np.random.default_rng(2)
     w32 = Tensor(rng.standard_normal((3, 2)).astype(np.float32), requires_grad=True)
     x64 = Tensor(rng.standard_normal((4, 3)))  # float64 input, float32 weight: promotes

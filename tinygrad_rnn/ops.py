@@ -3,9 +3,7 @@
 Each op works on numpy arrays only. `forward` saves what `backward` needs (usually its own
 output, never a recomputation); `backward(g)` returns one gradient per input, or None for an
 input that needs none (`self.needs` says which do). Gradients may keep broadcast shapes: the
-engine (tensor.py) sums them back to each input's shape in one place. Two structured
-gradients let the engine sum cheaply: IndexGrad (a slice's gradient, added into a buffer) and
-OuterGrad (a shared matmul operand's x.T @ g, summed over its uses with one GEMM).
+engine (tensor.py) sums them back to each input's shape in one place.
 """
 
 from __future__ import annotations
@@ -55,28 +53,6 @@ class IndexGrad:
             buf[self.index] += self.values  # basic indexing never repeats an element
         else:
             np.add.at(buf, self.index, self.values)  # repeated indices must accumulate
-
-
-class OuterGrad:
-    """The gradient x.T @ g of a matmul's right operand, kept as factors so that the engine can
-    sum it over every matmul sharing that operand with one GEMM: a weight used at T time steps
-    gets (K, T*B) @ (T*B, N) instead of T small GEMMs and T accumulations (as a hand-written
-    BPTT does)."""
-
-    __slots__ = ("gs", "xs")
-
-    def __init__(self, x: np.ndarray, g: np.ndarray):
-        self.xs, self.gs = [x], [g]
-
-    def merge(self, other: OuterGrad) -> OuterGrad:
-        self.xs += other.xs
-        self.gs += other.gs
-        return self
-
-    def value(self) -> np.ndarray:
-        if len(self.xs) == 1:
-            return self.xs[0].T @ self.gs[0]
-        return np.concatenate(self.xs).T @ np.concatenate(self.gs)
 
 
 # ---- elementwise binary (broadcasting) ------------------------------------------------------
@@ -149,8 +125,7 @@ class MatMul(Op):
     def backward(self, g):
         x, y = self.x, self.y
         if x.ndim == 2 and y.ndim == 2:  # the common case, without the batch bookkeeping below
-            return (g @ y.T if self.needs[0] else None), (OuterGrad(x, g) if self.needs[1]
-                                                          else None)
+            return (g @ y.T if self.needs[0] else None), (x.T @ g if self.needs[1] else None)
         x2 = x[None, :] if x.ndim == 1 else x  # 1-D operands act as a row / a column
         y2 = y[:, None] if y.ndim == 1 else y
         batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])

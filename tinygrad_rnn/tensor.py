@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops
-from tinygrad_rnn.ops import IndexGrad, Op, OuterGrad
+from tinygrad_rnn.ops import IndexGrad, Op
 
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
 _SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
@@ -322,9 +322,6 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     for node in reversed(toposort(root)):
         g = grads.pop(id(node), None)
         op = node._op
-        if type(g) is OuterGrad:  # every consumer has contributed: one GEMM now
-            g = g.value().astype(node.data.dtype, copy=False)
-            owned.add(id(node))
         if node._freed:
             raise RuntimeError("backward: trying to backward through a graph a second time; its "
                                "saved arrays were freed. Pass retain_graph=True the first time.")
@@ -339,9 +336,8 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 continue
             key, data = id(parent), parent.data
             pending = grads.get(key)
-            if (type(pg) is not np.ndarray or type(pending) is OuterGrad
-                    or pg.shape != data.shape or pg.dtype != data.dtype):
-                _accumulate(grads, owned, parent, pg, op)  # structured grads, shape/dtype fix-ups
+            if type(pg) is not np.ndarray or pg.shape != data.shape or pg.dtype != data.dtype:
+                _accumulate(grads, owned, parent, pg, op)  # index, broadcast or dtype fix-ups
             elif pending is None:
                 grads[key] = pg  # the common case: a first gradient of the right shape
             elif key in owned:
@@ -362,15 +358,6 @@ def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.n
 
 def _accumulate(grads: dict, owned: set, parent: Tensor, pg: Any, op: Op) -> None:
     key, shape = id(parent), parent.data.shape
-    pending = grads.get(key)
-    if isinstance(pg, OuterGrad):
-        if pending is None or isinstance(pending, OuterGrad):
-            grads[key] = pg if pending is None else pending.merge(pg)
-            return
-        pg = pg.value()  # a dense gradient is already pending: add densely below
-    elif isinstance(pending, OuterGrad):
-        grads[key] = pending.value().astype(parent.data.dtype, copy=False)
-        owned.add(key)
     if isinstance(pg, IndexGrad):
         buf = grads.get(key)
         if buf is None or key not in owned:
