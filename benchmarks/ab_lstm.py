@@ -5,8 +5,11 @@ Both versions are imported into one process (the revision's package is extracted
 module cache is swapped), then their steps run alternately with the numpy baseline, single
 threaded, timed with time.process_time. Each repetition gives a ratio new/old from adjacent
 steps, so a machine whose speed drifts (other processes, a shared core) affects both sides
-alike; the median ratio is reported. Use it to judge one optimisation; use bench_lstm.py
-(one process per contender) for the published table.
+alike; the median ratio is reported. Use it to judge Python-level overhead; it cannot see
+allocator effects: in one long-lived process the heap is already grown, whereas a fresh
+process per contender (bench_lstm.py) pays a page fault for every page a step's peak memory
+adds, which on this VM costs several microseconds. A change that raises peak memory must be
+judged with bench_lstm.py (see docs/performance.md: the OuterGrad episode).
 
 Usage:
   python benchmarks/ab_lstm.py HEAD~1 --configs small long --steps 20
