@@ -63,6 +63,13 @@ def matmul(draw, op):
 
 
 @st.composite
+def addmm(draw, op):
+    n, k, m = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sc = draw(st.sampled_from([(n, m), (m,), (1, m), (n, 1), ()]))  # broadcast to (n, m)
+    return Case([leaf(draw(values(s, op.domain))) for s in (sc, (n, k), (k, m))])
+
+
+@st.composite
 def where(draw, op):
     sc, sa = draw(BROADCAST_PAIRS)
     cond = Tensor(draw(hnp.arrays(bool, sc)))
@@ -144,7 +151,7 @@ def join(draw, op):
 
 CASES = {
     "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
-    "matmul": matmul, "where": where,
+    "matmul": matmul, "addmm": addmm, "where": where,
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
     "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
     "clip": clip, "sum": reduction, "max": lambda op: reduction(op, unique=True),

@@ -1,5 +1,6 @@
-"""MatMul with a stacked left operand, (..., n, k) @ (k, m), runs as one folded GEMM: values
-and gradients must match numpy and central differences, also with empty axes."""
+"""MatMul with a stacked left operand, (..., n, k) @ (k, m), runs as one folded GEMM, and addmm
+(c + a @ b) adds c into the product's buffer: values and gradients must match numpy and central
+differences, also with empty axes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn import Tensor, gradcheck
+from tinygrad_rnn.tensor import addmm
 
 SHAPES = [((2, 3, 4), (4, 5)), ((2, 1, 3, 4), (4, 2)), ((3, 4), (2, 4, 5)), ((4,), (2, 4, 3))]
 EMPTY = [((2, 3, 0), (0, 5)), ((0, 3, 4), (4, 5)), ((2, 3, 4), (4, 0))]
@@ -30,3 +32,19 @@ def test_stacked_matmul_with_empty_axes(xs, ys):
     out.sum().backward()
     assert x.grad.shape == xs and y.grad.shape == ys
     assert not x.grad.any() and not y.grad.any()
+
+
+def test_addmm_adds_in_place_only_when_shape_and_dtype_allow():
+    rng = np.random.default_rng(2)
+    a = Tensor(rng.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    b = Tensor(rng.standard_normal((4, 2)).astype(np.float32), requires_grad=True)
+    for c in (np.ones(2, np.float32), np.ones((3, 2)), np.ones((2, 3, 2), np.float32)):
+        out = addmm(Tensor(c), a, b)
+        expected = c + a.data @ b.data
+        assert out.shape == expected.shape and out.dtype == expected.dtype
+        np.testing.assert_allclose(out.data, expected, rtol=1e-6)
+        out.sum().backward()
+        assert a.grad.dtype == np.float32 and a.grad.shape == (3, 4)
+        a.grad = b.grad = None
+    with pytest.raises(ValueError, match="addmm: a and b must be 2-D"):
+        addmm(Tensor(np.ones(2)), Tensor(np.ones((2, 3, 4))), b)

@@ -151,6 +151,29 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
+@primitive("addmm", arity=3)
+class AddMM(Op):
+    """c + a @ b for 2-D a, b (torch.addmm): c is added into the product's buffer, so no
+    separate a @ b array stays alive in the graph (an RNN step's gates, an input projection)."""
+
+    def forward(self, c, a, b):
+        if a.ndim != 2 or b.ndim != 2:
+            raise ValueError(f"a and b must be 2-D, got {a.shape} and {b.shape}")
+        if a.shape[1] != b.shape[0]:
+            raise ValueError(f"inner dims differ, {a.shape} @ {b.shape}")
+        self.a, self.b = a, b
+        out = a @ b
+        if c.dtype == out.dtype and c.ndim <= 2 and all(
+                n in (1, m) for n, m in zip(c.shape[::-1], out.shape[::-1])):
+            out += c  # c broadcasts to the product's shape and dtype: add in place
+            return out
+        return c + out
+
+    def backward(self, g):
+        return (g if self.needs[0] else None, g @ self.b.T if self.needs[1] else None,
+                self.a.T @ g if self.needs[2] else None)
+
+
 @primitive("where", arity=3, nondiff=(0,))
 class Where(Op):
     def forward(self, cond, a, b):

@@ -276,6 +276,12 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return apply(ops.Stack, *[_tensor(t) for t in tensors], axis=axis)
 
 
+def addmm(c: Any, a: Any, b: Any) -> Tensor:
+    """c + a @ b in one buffer, as torch.addmm. Shape: a (n, k), b (k, m), c broadcastable
+    to (n, m) -> (n, m)."""
+    return apply(ops.AddMM, _tensor(c), _tensor(a), _tensor(b))
+
+
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """Elementwise `a` where cond else `b`, with broadcasting; cond gets no gradient."""
     a, b = _tensor(a), _tensor(b)
