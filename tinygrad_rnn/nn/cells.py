@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.tensor import Tensor, get_default_dtype
+from tinygrad_rnn.tensor import Tensor, addmm, get_default_dtype
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -123,10 +123,11 @@ class _TorchCell(Cell):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: expected input width (input_size) "
                              f"{self.input_size}, got {x.shape[-1]} (input shape {x.shape})")
-        out = x @ self.weight_ih.T
         if not self.bias:
-            return out
-        return out + (self.bias_ih + self.bias_hh if self.fold_hidden_bias else self.bias_ih)
+            return x @ self.weight_ih.T
+        bias = self.bias_ih + self.bias_hh if self.fold_hidden_bias else self.bias_ih
+        rows = x.reshape(-1, self.input_size)  # all steps of all sequences: one GEMM
+        return addmm(bias, rows, self.weight_ih.T).reshape(x.shape[:-1] + bias.shape)
 
     def hidden_weights(self) -> Any:
         return self.weight_hh.T  # transposed once per sequence, not once per step
@@ -150,7 +151,7 @@ class RNNCell(_TorchCell):
         self.nonlinearity = nonlinearity
 
     def step(self, xp_t: Tensor, h: Tensor, w_hh_t: Tensor) -> Tensor:
-        pre = xp_t + h @ w_hh_t
+        pre = addmm(xp_t, h, w_hh_t)  # xp_t + h @ w_hh_t in one buffer
         return pre.tanh() if self.nonlinearity == "tanh" else pre.relu()
 
 
@@ -170,7 +171,7 @@ class LSTMCell(_TorchCell):
     def step(self, xp_t: Tensor, state: tuple[Tensor, Tensor],
              w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
         h, c = state
-        i, f, g, o = (xp_t + h @ w_hh_t).chunk(4, axis=1)
+        i, f, g, o = addmm(xp_t, h, w_hh_t).chunk(4, axis=1)  # xp_t + h @ w_hh_t, one buffer
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         return o.sigmoid() * c.tanh(), c
 
@@ -190,7 +191,7 @@ class GRUCell(_TorchCell):
 
     def step(self, xp_t: Tensor, h: Tensor, weights: tuple[Tensor, Tensor | None]) -> Tensor:
         w_hh_t, b_hh = weights
-        hp = h @ w_hh_t if b_hh is None else h @ w_hh_t + b_hh
+        hp = h @ w_hh_t if b_hh is None else addmm(b_hh, h, w_hh_t)
         xr, xz, xn = xp_t.chunk(3, axis=1)
         hr, hz, hn = hp.chunk(3, axis=1)
         r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
