@@ -161,20 +161,24 @@ def unigram_bits(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) ->
 # ---- model ----------------------------------------------------------------------------------
 
 class CharLM(nn.Module):
-    """Embedding -> recurrent stack -> Linear over the vocabulary.
+    """Embedding -> recurrent stack -> Linear over the vocabulary; dropout (training only) on
+    the embeddings, between layers and on the last layer's outputs.
 
     Shape: ids (B, T) int -> logits (B, T, vocab_size); state as the stack's h_n (or (h_n, c_n)).
     """
 
-    def __init__(self, vocab_size: int, embed: int, hidden: int, layers: int, cell: str):
+    def __init__(self, vocab_size: int, embed: int, hidden: int, layers: int, cell: str,
+                 dropout: float = 0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed)
-        self.rnn = CELLS[cell](embed, hidden, num_layers=layers, batch_first=True)
+        self.rnn = CELLS[cell](embed, hidden, num_layers=layers, batch_first=True,
+                               dropout=dropout)
+        self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
 
     def forward(self, ids: np.ndarray, state=None):
-        out, state = self.rnn(self.embedding(ids), state)
-        return self.head(out), state
+        out, state = self.rnn(self.drop(self.embedding(ids)), state)
+        return self.head(self.drop(out)), state
 
 
 def detach(state):
@@ -260,6 +264,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--hidden", type=int, default=192, help="hidden units per layer")
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--embed", type=int, default=32, help="embedding size")
+    ap.add_argument("--dropout", type=float, default=0.0,
+                    help="dropout probability (for longer runs, which overfit without it)")
     ap.add_argument("--seq-len", type=int, default=32, help="BPTT chunk length")
     ap.add_argument("--batch-size", type=int, default=32, help="parallel text streams")
     ap.add_argument("--steps", type=int, default=3500, help="training steps (chunks)")
@@ -283,6 +289,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("temperature", "lr"):
         if not getattr(args, name) > 0:
             ap.error(f"--{name} must be > 0")
+    if not 0.0 <= args.dropout < 1.0:
+        ap.error("--dropout must be in [0, 1)")
     if args.sample_len < 0:
         ap.error("--sample-len must be >= 0")
     return args
@@ -308,7 +316,9 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     baseline = unigram_bits(train_ids, val_ids, len(vocab))
 
     np.random.seed(args.seed)  # layer initialisation draws from numpy's global generator
-    model = CharLM(len(vocab), args.embed, args.hidden, args.layers, args.cell)
+    model = CharLM(len(vocab), args.embed, args.hidden, args.layers, args.cell, args.dropout)
+    rng = np.random.default_rng(args.seed)
+    model.drop.rng = model.rnn.dropout_rng = rng  # seeded dropout masks
     n_params = sum(p.size for p in model.parameters())
     print(f"model: Embedding({len(vocab)}, {args.embed}) -> {args.cell.upper()}(hidden "
           f"{args.hidden}, layers {args.layers}) -> Linear; {n_params:,} parameters, float32")
@@ -318,7 +328,8 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     x, y = streams(train_ids, args.batch_size, args.seq_len)
     chunks = x.shape[1] // args.seq_len
     meta = {"vocab": vocab.chars, "cell": args.cell, "embed": args.embed, "hidden": args.hidden,
-            "layers": args.layers, "source": source, "unigram_bits": baseline,
+            "layers": args.layers, "dropout": args.dropout, "source": source,
+            "unigram_bits": baseline,
             "prime": "\n" if args.text else "def "}
     best, best_step, state = math.inf, 0, None
     ema, ema_weight = 0.0, 0.0  # bias-corrected moving average of the training bits/char

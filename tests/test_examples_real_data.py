@@ -50,7 +50,7 @@ def char_lm_run(tmp_path_factory):
     text.write_text(CODE, encoding="utf-8")
     ckpt = folder / "runs" / "lm.npz"  # the folder does not exist yet: the script makes it
     proc = run("char_lm.py", "--text", str(text), "--steps", "120", "--eval-every", "40",
-               "--out", str(ckpt), *TINY)
+               "--dropout", "0.1", "--out", str(ckpt), *TINY)
     return ok(proc), ckpt
 
 
