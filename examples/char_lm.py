@@ -329,8 +329,7 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     chunks = x.shape[1] // args.seq_len
     meta = {"vocab": vocab.chars, "cell": args.cell, "embed": args.embed, "hidden": args.hidden,
             "layers": args.layers, "dropout": args.dropout, "source": source,
-            "unigram_bits": baseline,
-            "prime": "\n" if args.text else "def "}
+            "unigram_bits": baseline, "prime": "\n" if args.text else "def "}
     best, best_step, state = math.inf, 0, None
     ema, ema_weight = 0.0, 0.0  # bias-corrected moving average of the training bits/char
     start = time.perf_counter()
@@ -382,12 +381,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"validation {meta.get('val_bits', float('nan')):.3f} bits/char")
         else:
             model, vocab, meta = train(args)
+        rng = np.random.default_rng(args.seed)
+        prime = meta.get("prime", "\n") if args.prime is None else args.prime
+        text = sample(model, vocab, prime, args.sample_len, args.temperature, rng)
     except UsageError as err:
         print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
         return 2
-    rng = np.random.default_rng(args.seed)
-    prime = meta.get("prime", "\n") if args.prime is None else args.prime
-    text = sample(model, vocab, prime, args.sample_len, args.temperature, rng)
+    except KeyboardInterrupt:  # the best checkpoint so far stays in --out
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     print(f"\nsample (temperature {args.temperature}):\n{'-' * 60}\n{text}\n{'-' * 60}")
     return 0
 
