@@ -180,3 +180,11 @@ def test_float_arrays_as_indices_are_an_error():
 def test_clip_needs_a_bound():
     with pytest.raises(ValueError, match="clip"):
         Tensor(np.ones(2)).clip()
+
+
+def test_an_untracked_result_can_become_a_leaf():
+    with no_grad():
+        h = Tensor(np.ones(2), requires_grad=True) * 3
+    h.requires_grad = True
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, [6.0, 6.0])

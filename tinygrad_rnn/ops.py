@@ -43,7 +43,7 @@ class IndexGrad:
     """A gradient that is `values` at `index` and zero elsewhere; the engine adds it into a
     zero buffer of the input's shape, so slicing a step out of a sequence costs O(step)."""
 
-    __slots__ = ("index", "values", "basic")
+    __slots__ = ("basic", "index", "values")
 
     def __init__(self, index: Any, values: np.ndarray, basic: bool):
         self.index, self.values, self.basic = index, values, basic
@@ -297,7 +297,8 @@ class Clip(Op):
 
 def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
     axes = range(len(shape)) if axis is None else np.atleast_1d(axis) % max(len(shape), 1)
-    return tuple(1 if i in set(int(a) for a in axes) else n for i, n in enumerate(shape))
+    reduced = {int(a) for a in axes}
+    return tuple(1 if i in reduced else n for i, n in enumerate(shape))
 
 
 @primitive("sum")

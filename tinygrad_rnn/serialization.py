@@ -45,9 +45,9 @@ def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"load: no file at {path}")
     try:
         npz = np.load(path, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz of named arrays")
-        with npz:
-            return {k: npz[k] for k in npz.files}
+        if isinstance(npz, np.lib.npyio.NpzFile):
+            with npz:
+                return {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise ValueError(f"load: {path} is not a readable .npz state dict ({err})") from None
+    raise ValueError(f"load: {path} holds a single .npy array, not an .npz of named arrays")

@@ -88,8 +88,18 @@ class Tensor:
         dtype: optional dtype to cast to.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_op", "_parents", "_scope", "_retain",
-                 "_freed", "_seq", "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_freed",
+        "_op",
+        "_parents",
+        "_retain",
+        "_scope",
+        "_seq",
+        "data",
+        "grad",
+        "requires_grad",
+    )
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
@@ -263,6 +273,7 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
         out._seq = next(_SEQUENCE)
     else:
         out.requires_grad, out._op, out._parents, out._scope = False, None, (), ()
+        out._seq = 0  # a leaf, should a user set requires_grad on it later
     return out
 
 
