@@ -276,7 +276,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="stop training after this many seconds (0: no limit)")
     ap.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
     ap.add_argument("--sample-len", type=int, default=600, help="characters to sample")
-    ap.add_argument("--prime", help='text the sample starts from (default: "def " after '
+    ap.add_argument("--prime", help='text the sample starts from (default: "class " after '
                     'training on the stdlib, else a newline)')
     ap.add_argument("--sample-only", metavar="CHECKPOINT",
                     help="load a checkpoint saved by this script and only sample")
@@ -329,7 +329,7 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     chunks = x.shape[1] // args.seq_len
     meta = {"vocab": vocab.chars, "cell": args.cell, "embed": args.embed, "hidden": args.hidden,
             "layers": args.layers, "dropout": args.dropout, "source": source,
-            "unigram_bits": baseline, "prime": "\n" if args.text else "def "}
+            "unigram_bits": baseline, "prime": "\n" if args.text else "class "}
     best, best_step, state = math.inf, 0, None
     ema, ema_weight = 0.0, 0.0  # bias-corrected moving average of the training bits/char
     start = time.perf_counter()
