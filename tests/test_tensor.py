@@ -188,3 +188,14 @@ def test_an_untracked_result_can_become_a_leaf():
     h.requires_grad = True
     (h * h).sum().backward()
     np.testing.assert_allclose(h.grad, [6.0, 6.0])
+
+
+def test_retained_grads_of_chained_nodes_do_not_share_a_buffer():
+    x = Tensor(np.ones(2), requires_grad=True)
+    a = (x * 1.0).retain_grad()
+    b = (a + 0.0).retain_grad()
+    (b * 2).sum().backward(retain_graph=True)
+    (b * 2).sum().backward()
+    np.testing.assert_allclose(a.grad, [4.0, 4.0])
+    np.testing.assert_allclose(b.grad, [4.0, 4.0])
+    np.testing.assert_allclose(x.grad, [4.0, 4.0])

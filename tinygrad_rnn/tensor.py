@@ -344,8 +344,8 @@ def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                                "saved arrays were freed. Pass retain_graph=True the first time.")
         if g is None:
             continue
-        if op is None or node._retain:
-            node.grad = _accumulate_leaf(node.grad, g, id(node) in owned)
+        if op is None or node._retain:  # a retained non-leaf copies: op.backward may pass g on
+            node.grad = _accumulate_leaf(node.grad, g, op is None and id(node) in owned)
             if op is None:
                 continue
         for parent, pg in zip(node._parents, op.backward(g)):
