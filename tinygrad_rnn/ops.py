@@ -372,8 +372,11 @@ _BASIC_PARTS = (slice, int, type(None), type(Ellipsis))
 
 
 def _is_basic(index: Any) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return not any(isinstance(p, np.ndarray) for p in parts)
+    """No index arrays (so no repeated elements): a plain loop, as x[:, t] runs T times a step."""
+    for part in index if type(index) is tuple else (index,):
+        if type(part) is np.ndarray:
+            return False
+    return True
 
 
 @primitive("getitem")
