@@ -200,8 +200,8 @@ class RNNBase(Module):
     Each layer k and direction registers weight_ih_l{k}[_reverse], weight_hh_l{k}[_reverse],
     bias_ih_l{k}[_reverse], bias_hh_l{k}[_reverse] in torch's state_dict order, so a torch
     state_dict converted to numpy loads as is. Dropout between layers (training mode only)
-    draws its masks from `self.dropout_rng`: the `rng` given at construction, else None (a
-    fresh Generator per call).
+    draws its masks from `self.dropout_rng`: the `rng` given at construction, else None (numpy's
+    global RNG, so `np.random.seed` reproduces the masks, as it does the init).
     """
 
     def __init__(self, make_cell: Callable[[int], Cell], input_size: int, hidden_size: int,
