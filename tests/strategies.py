@@ -70,6 +70,13 @@ def addmm(draw, op):
 
 
 @st.composite
+def ternary(draw, op):
+    """Three mutually broadcastable float inputs (addcmul)."""
+    shapes = draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=3))
+    return Case([leaf(draw(values(s, op.domain))) for s in shapes.input_shapes])
+
+
+@st.composite
 def where(draw, op):
     sc, sa = draw(BROADCAST_PAIRS)
     cond = Tensor(draw(hnp.arrays(bool, sc)))
@@ -151,7 +158,7 @@ def join(draw, op):
 
 CASES = {
     "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
-    "matmul": matmul, "addmm": addmm, "where": where,
+    "matmul": matmul, "addmm": addmm, "addcmul": ternary, "where": where,
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
     "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
     "clip": clip, "sum": reduction, "max": lambda op: reduction(op, unique=True),

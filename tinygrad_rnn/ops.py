@@ -162,16 +162,35 @@ class AddMM(Op):
         if a.shape[1] != b.shape[0]:
             raise ValueError(f"inner dims differ, {a.shape} @ {b.shape}")
         self.a, self.b = a, b
-        out = a @ b
-        if c.dtype == out.dtype and c.ndim <= 2 and all(
-                n in (1, m) for n, m in zip(c.shape[::-1], out.shape[::-1])):
-            out += c  # c broadcasts to the product's shape and dtype: add in place
-            return out
-        return c + out
+        return _add_into(a @ b, c)
 
     def backward(self, g):
         return (g if self.needs[0] else None, g @ self.b.T if self.needs[1] else None,
                 self.a.T @ g if self.needs[2] else None)
+
+
+@primitive("addcmul", arity=3)
+class AddCMul(Op):
+    """c + a * b with broadcasting (torch.addcmul): c is added into the product's buffer, so no
+    separate a * b array stays alive in the graph (an LSTM's f * c + i * g, a gate's affine)."""
+
+    def forward(self, c, a, b):
+        self.a, self.b = a, b
+        return _add_into(a * b, c)
+
+    def backward(self, g):
+        return (g if self.needs[0] else None, g * self.b if self.needs[1] else None,
+                g * self.a if self.needs[2] else None)
+
+
+def _add_into(out: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """out + c, written into `out` when c has out's dtype and trailing shape (no new array)."""
+    shape = out.shape
+    if type(out) is np.ndarray and c.dtype == out.dtype and c.ndim <= out.ndim and (
+            c.shape == shape[out.ndim - c.ndim:]):  # c is out's shape or a trailing part of it
+        out += c
+        return out
+    return c + out
 
 
 @primitive("where", arity=3, nondiff=(0,))
@@ -352,7 +371,10 @@ class Transpose(Op):
 def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
     """Make index arrays intp (or bool) and reject float ones, naming the indexed shape."""
     parts = index if isinstance(index, tuple) else (index,)
-    if all(type(p) in _BASIC_PARTS for p in parts):
+    for part in parts:
+        if type(part) not in _BASIC_PARTS:
+            break
+    else:
         return index  # slices and ints, as in x[:, t]: nothing to normalise
     out = []
     for part in parts:

@@ -42,7 +42,8 @@ def _embedding(w, indices, padding_idx=None):
 
 TORCH = {
     "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
-    "matmul": torch.matmul, "addmm": torch.addmm, "where": torch.where, "neg": torch.neg, "exp": torch.exp,
+    "matmul": torch.matmul, "addmm": torch.addmm,
+    "addcmul": torch.addcmul, "where": torch.where, "neg": torch.neg, "exp": torch.exp,
     "log": torch.log, "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh,
     "sigmoid": torch.sigmoid, "relu": torch.relu,
     "clip": lambda x, lo=None, hi=None: torch.clamp(x, lo, hi),

@@ -18,7 +18,7 @@ import numpy as np
 from tinygrad_rnn.functional import dropout
 from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from tinygrad_rnn.nn.module import Module
-from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack, where
+from tinygrad_rnn.tensor import Tensor, cat, collector_paused, graph_scope, stack, where
 
 StepObserver = Callable[[int, str, int, State], Any]
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -73,7 +73,7 @@ def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_a
     steps = x.shape[time_axis]
     fast = cell.uses_fast_path()
     outputs: list[Tensor] = [None] * steps  # type: ignore[list-item]
-    with graph_scope(f"dir={direction}"):
+    with graph_scope(f"dir={direction}"), collector_paused():
         xp, weights = (cell.project_inputs(x), cell.hidden_weights()) if fast else (x, None)
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
             with graph_scope(f"t={t}"):
