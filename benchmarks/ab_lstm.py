@@ -8,8 +8,9 @@ steps, so a machine whose speed drifts (other processes, a shared core) affects 
 alike; the median ratio is reported. Use it to judge Python-level overhead; it cannot see
 allocator effects: in one long-lived process the heap is already grown, whereas a fresh
 process per contender (bench_lstm.py) pays a page fault for every page a step's peak memory
-adds, which on this VM costs several microseconds. A change that raises peak memory must be
-judged with bench_lstm.py (see docs/performance.md: the OuterGrad episode).
+adds, which on this VM costs several microseconds. `--trim` puts that cost back: every step
+starts after malloc_trim(0), so it touches fresh pages as a fresh process does. A change that
+moves peak memory must be judged with --trim or with bench_lstm.py (see docs/performance.md).
 
 Usage:
   python benchmarks/ab_lstm.py HEAD~1 --configs small long --steps 20
@@ -48,6 +49,13 @@ def import_steps(root: str, names: list[str], configs: list[str]) -> dict:
         sys.path.remove(root)
 
 
+def _malloc_trim():
+    """glibc's malloc_trim(0): hand every free page of the heap back to the OS."""
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    return lambda: libc.malloc_trim(0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rev", help="git revision to compare against (e.g. HEAD~1)")
@@ -55,7 +63,11 @@ def main() -> None:
     ap.add_argument("--contenders", nargs="+", default=["tinygrad_lstm", "tinygrad_loop"],
                     choices=["tinygrad_lstm", "tinygrad_loop"])
     ap.add_argument("--steps", type=int, default=20, help="paired repetitions per config")
+    ap.add_argument("--trim", action="store_true",
+                    help="malloc_trim(0) before every step: each step then pays for the pages "
+                         "its peak memory touches, as in a fresh process (glibc only)")
     args = ap.parse_args()
+    trim = _malloc_trim() if args.trim else (lambda: None)
     with tempfile.TemporaryDirectory() as old_root:
         archive = subprocess.run(["git", "-C", ROOT, "archive", args.rev, "tinygrad_rnn"],
                                  capture_output=True, check=True).stdout
@@ -73,6 +85,7 @@ def main() -> None:
                 for i in range(args.steps):
                     spent = {}
                     for f in (base, f_old, f_new) if i % 2 else (base, f_new, f_old):
+                        trim()
                         t0 = time.process_time()
                         f()
                         spent[f] = time.process_time() - t0

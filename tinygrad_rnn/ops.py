@@ -27,10 +27,30 @@ def primitive(name: str, *, domain=(-2.0, 2.0), nondiff: tuple[int, ...] = (), a
 
 
 class Op:
-    """One primitive application; forward(*arrays, **kwargs) -> array, backward(g) -> grads."""
+    """One primitive application; forward(*arrays, **kwargs) -> array, backward(g) -> grads.
 
+    A recorded Op is also the graph node of its output (as torch's grad_fn): `_parents` holds
+    the inputs' nodes (an input's Op, or the input itself when it is a leaf), so the graph
+    keeps what backward saved and nothing else; an intermediate Tensor is freed as soon as
+    the user drops it. The engine (tensor.apply) sets `_shape` and `_dtype` (the output's),
+    `_scope` and `_seq`; a subclass keeps its own state in any other attribute.
+    """
+
+    __slots__ = ("__dict__", "_dtype", "_parents", "_scope", "_seq", "_shape", "needs")
     name = "op"
-    needs: tuple[bool, ...] = ()
+    requires_grad = True  # a node exists only for an output that needs grad
+    _freed = False  # set once backward has dropped the saved arrays
+    _retained: Any = None  # weakref to the output Tensor, when it called retain_grad()
+
+    @property
+    def _op(self) -> Op:
+        return self  # graph walkers treat nodes and leaf Tensors alike: node._op is not None
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        """The output's retained gradient (see Tensor.retain_grad), else None."""
+        out = self._retained() if self._retained is not None else None
+        return None if out is None else out.grad
 
     def forward(self, *xs: np.ndarray, **kwargs: Any) -> np.ndarray:
         raise NotImplementedError
@@ -78,7 +98,7 @@ class Sub(Op):
 @primitive("mul", arity=2)
 class Mul(Op):
     def forward(self, x, y):
-        self.x, self.y = x, y
+        self.x, self.y = x, y  # (a constant factor's array is kept all the same: cheap)
         return x * y
 
     def backward(self, g):

@@ -6,11 +6,13 @@ Two ambient settings live here, both as contextvars behind context managers: gra
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import gc
 import itertools
 import operator
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -113,19 +115,15 @@ class Tensor:
         dtype: optional dtype to cast to.
     """
 
-    __slots__ = (
-        "__weakref__",
-        "_freed",
-        "_op",
-        "_parents",
-        "_retain",
-        "_scope",
-        "_seq",
-        "data",
-        "grad",
-        "requires_grad",
-    )
+    __slots__ = ("__weakref__", "_op", "data", "grad", "requires_grad")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
+    # a Tensor in the graph is a leaf: no parents, no scope, first in creation order
+    _parents: tuple = ()
+    _scope: tuple = ()
+    _seq = 0
+    _freed = False
+    _shape = property(lambda self: self.data.shape)  # as a node's, for the engine
+    _dtype = property(lambda self: self.data.dtype)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
         self.data = _as_array(data, dtype)
@@ -133,12 +131,7 @@ class Tensor:
             raise TypeError(f"Tensor: requires_grad needs a floating dtype, got {self.data.dtype}")
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
-        self._op: Op | None = None
-        self._parents: tuple[Tensor, ...] = ()
-        self._scope: tuple[str, ...] = ()
-        self._retain = False
-        self._freed = False
-        self._seq = 0  # creation order of op outputs; leaves have no parents, so 0 is fine
+        self._op: Op | None = None  # the node that made this tensor; None for a leaf
 
     # ---- plain attributes -------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
@@ -169,7 +162,8 @@ class Tensor:
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. dLoss/dh_t)."""
-        self._retain = True
+        if self._op is not None:
+            self._op._retained = weakref.ref(self)
         return self
 
     # ---- backward -----------------------------------------------------------------------
@@ -285,20 +279,25 @@ class Tensor:
 def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
     op = op_cls()
-    op.needs = needs = tuple([t.requires_grad for t in inputs])  # a list: no generator frame
+    needs, arrays, nodes = [], [], []  # one loop, no comprehension frames: a hot path
+    for t in inputs:
+        needs.append(t.requires_grad)
+        arrays.append(t.data)
+        nodes.append(t._op or t)  # the graph holds nodes, not tensors: see ops.Op
+    op.needs = needs = tuple(needs)
     try:
-        data = op.forward(*[t.data for t in inputs], **kwargs)
+        data = op.forward(*arrays, **kwargs)
     except (ValueError, IndexError, TypeError) as err:
         shapes = ", ".join(str(t.shape) for t in inputs)
         raise type(err)(f"{op_cls.name}: {err} (input shapes {shapes})") from None
     out = Tensor.__new__(Tensor)
-    out.data, out.grad, out._retain, out._freed = data, None, False, False
+    out.data, out.grad = data, None
     if True in needs and _GRAD_ENABLED.get():
-        out.requires_grad, out._op, out._parents, out._scope = True, op, inputs, _SCOPE.get()
-        out._seq = next(_SEQUENCE)
+        out.requires_grad, out._op = True, op
+        op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(_SEQUENCE)
+        op._shape, op._dtype = data.shape, data.dtype
     else:
-        out.requires_grad, out._op, out._parents, out._scope = False, None, (), ()
-        out._seq = 0  # a leaf, should a user set requires_grad on it later
+        out.requires_grad, out._op = False, None
     return out
 
 
@@ -342,12 +341,14 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.asarray(g.sum(axis=stretched, keepdims=True) if stretched else g)
 
 
-def toposort(root: Tensor) -> list[Tensor]:
-    """Nodes that need grad, inputs before outputs, without recursion.
+def toposort(root: Tensor | Op) -> list[Tensor | Op]:
+    """Graph nodes that need grad under `root` (Ops, and leaf Tensors), inputs before outputs,
+    without recursion.
 
     An op's output is created after its inputs, so creation order (`_seq`) is a topological
     order: collect what `root` reaches, then sort (as PyTorch's sequence numbers do).
     """
+    root = _node(root)
     order, seen, todo = [root], {id(root)}, [root]
     while todo:
         for p in todo.pop()._parents:
@@ -362,35 +363,44 @@ def toposort(root: Tensor) -> list[Tensor]:
 _seq_of = operator.attrgetter("_seq")
 
 
+def _node(t: Tensor | Op) -> Tensor | Op:
+    """The graph node standing for `t`: its Op, or the tensor itself when it is a leaf."""
+    return t._op or t
+
+
 def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
     with collector_paused():
-        _sweep(root, seed, retain_graph)
+        _sweep(_node(root), seed, retain_graph)
 
 
-def _sweep(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+_FREED = ("backward: trying to backward through a graph a second time; its saved arrays were "
+          "freed. Pass retain_graph=True the first time.")
+
+
+def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
     grads: dict[int, np.ndarray] = {id(root): seed}
     owned: set[int] = set()  # grads the engine allocated itself, safe to add into in place
-    for node in reversed(toposort(root)):
+    order = toposort(root)
+    n_leaves = bisect.bisect_right(order, 0, key=_seq_of)  # leaves sort first (_seq 0)
+    for node in reversed(order[n_leaves:]):
         g = grads.pop(id(node), None)
-        op = node._op
         if node._freed:
-            raise RuntimeError("backward: trying to backward through a graph a second time; its "
-                               "saved arrays were freed. Pass retain_graph=True the first time.")
+            raise RuntimeError(_FREED)
         if g is None:
             continue
-        if op is None or node._retain:  # a retained non-leaf copies: op.backward may pass g on
-            node.grad = _accumulate_leaf(node.grad, g, op is None and id(node) in owned)
-            if op is None:
-                continue
-        for parent, pg in zip(node._parents, op.backward(g)):
+        if node._retained is not None:  # a copy: node.backward may pass g on to a parent
+            out = node._retained()
+            if out is not None:
+                out.grad = _accumulate_leaf(out.grad, g, False)
+        for parent, pg in zip(node._parents, node.backward(g)):
             if pg is None or not parent.requires_grad:
                 continue
-            key, data = id(parent), parent.data
+            key = id(parent)
             pending = grads.get(key)
-            if type(pg) is not np.ndarray or pg.shape != data.shape or (
-                    pg.dtype is not data.dtype and pg.dtype != data.dtype):
-                _accumulate(grads, owned, parent, pg, op)  # index, broadcast or dtype fix-ups
+            if type(pg) is not np.ndarray or pg.shape != parent._shape or (
+                    pg.dtype is not parent._dtype and pg.dtype != parent._dtype):
+                _accumulate(grads, owned, parent, pg, node)  # index, broadcast, dtype fix-ups
             elif pending is None:
                 grads[key] = pg  # the common case: a first gradient of the right shape
             elif key in owned:
@@ -398,8 +408,13 @@ def _sweep(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             else:
                 grads[key] = pending + pg
                 owned.add(key)
-        if not retain_graph:
-            node._op, node._parents, node._freed = None, (), True
+        if not retain_graph:  # drop the saved arrays and the edges; the node stays, marked
+            node.__dict__.clear()
+            node._parents, node._freed = (), True
+    for leaf in order[:n_leaves]:  # a leaf's gradient is the result
+        g = grads.pop(id(leaf), None)
+        if g is not None:
+            leaf.grad = _accumulate_leaf(leaf.grad, g, id(leaf) in owned)
 
 
 def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.ndarray:
@@ -409,12 +424,12 @@ def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.n
     return old
 
 
-def _accumulate(grads: dict, owned: set, parent: Tensor, pg: Any, op: Op) -> None:
-    key, shape = id(parent), parent.data.shape
+def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -> None:
+    key, shape, dtype = id(parent), parent._shape, parent._dtype
     if isinstance(pg, IndexGrad):
         buf = grads.get(key)
         if buf is None or key not in owned:
-            buf = np.zeros(shape, parent.data.dtype) if buf is None else buf.copy()
+            buf = np.zeros(shape, dtype) if buf is None else buf.copy()
             grads[key] = buf
             owned.add(key)
         pg.add_into(buf)
@@ -424,8 +439,8 @@ def _accumulate(grads: dict, owned: set, parent: Tensor, pg: Any, op: Op) -> Non
         if pg.shape != shape:
             raise RuntimeError(f"{op.name}: backward gave a gradient of shape {pg.shape} for an "
                                f"input of shape {shape}")
-    if pg.dtype != parent.data.dtype:
-        pg = pg.astype(parent.data.dtype)
+    if pg.dtype != dtype:
+        pg = pg.astype(dtype)
     if key not in grads:
         grads[key] = pg
     elif key in owned:

@@ -34,8 +34,9 @@ def _param_names(params: Any) -> dict[int, str]:
     return {id(t): str(name) for name, t in reversed(list(pairs))}  # the first name wins
 
 
-def _walk(root: Tensor) -> list[Tensor]:
-    """Every node under `root`, constants too, parents before children, without recursion."""
+def _walk(root: Any) -> list[Any]:
+    """Every node under `root` (Ops and leaf Tensors, constants too), parents before children,
+    without recursion."""
     order, seen, stack = [], set(), [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -127,11 +128,12 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"draw_graph: expected a Tensor, got {type(root).__name__}")
-    if root._freed:
+    node = root._op or root  # the graph holds Op nodes and leaf tensors (see ops.Op)
+    if node._freed:
         raise RuntimeError(_FREED)
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"draw_graph: max_steps must be >= 1 or None, got {max_steps}")
-    order, names = _walk(root), _param_names(params)
+    order, names = _walk(node), _param_names(params)
     vid, where, gone = _layout(order, max_steps, names)
     norms = {id(n): float(np.linalg.norm(n.grad)) for n in order if show_grad and
              n.grad is not None and vid[id(n)][0] == "n" and vid[id(n)] in where}
@@ -151,11 +153,11 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         else:
             attrs = {"label": "const", "shape": "ellipse", "style": "dashed", "fontcolor": "gray40"}
         if show_shapes:
-            attrs["label"] += f"\\n{tuple(n.shape)}"
+            attrs["label"] += f"\\n{tuple(n._shape)}"
         if id(n) in norms:
             attrs["label"] += f"\\n|grad| {norms[id(n)]:.3g}"
             attrs.update(style="filled", fillcolor=_shade(norms[id(n)], top))
-        if n is root:
+        if n is node:
             attrs.update(label="output: " + attrs["label"], peripheries="2", color="blue")
         nodes.setdefault(where[nid] if group_steps else (), []).append((nid, attrs))
     for i, (prefix, steps) in enumerate(gone.items()):  # one elision node per layer, direction
