@@ -123,24 +123,14 @@ class _TorchCell(Cell):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__}: expected input width (input_size) "
                              f"{self.input_size}, got {x.shape[-1]} (input shape {x.shape})")
-        w_ih_t, scale = self.weight_ih.T, self.column_scale()
-        w_ih_t = w_ih_t if scale is None else w_ih_t * scale
         if not self.bias:
-            return x @ w_ih_t
+            return x @ self.weight_ih.T
         bias = self.bias_ih + self.bias_hh if self.fold_hidden_bias else self.bias_ih
-        bias = bias if scale is None else bias * scale
         rows = x.reshape(-1, self.input_size)  # all steps of all sequences: one GEMM
-        return addmm(bias, rows, w_ih_t).reshape(x.shape[:-1] + bias.shape)
+        return addmm(bias, rows, self.weight_ih.T).reshape(x.shape[:-1] + bias.shape)
 
     def hidden_weights(self) -> Any:
-        """weight_hh.T (times `column_scale`), made once per sequence, not once per step."""
-        scale = self.column_scale()
-        return self.weight_hh.T if scale is None else self.weight_hh.T * scale
-
-    def column_scale(self) -> Tensor | None:
-        """A constant (G*H,) factor folded into both weights' pre-activation columns (and the
-        folded bias), or None; the LSTM uses it to halve its sigmoid gates."""
-        return None
+        return self.weight_hh.T  # transposed once per sequence, not once per step
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
@@ -170,10 +160,6 @@ class LSTMCell(_TorchCell):
 
     c' = sigmoid(f) * c + sigmoid(i) * tanh(g),  h' = sigmoid(o) * tanh(c').
     Shape: x_t (B, input_size), h and c (B, hidden_size) -> (h', c'), each (B, hidden_size).
-
-    All four gates take one tanh: sigmoid(z) = 0.5 * tanh(z / 2) + 0.5, so `column_scale`
-    halves the i, f, o columns of both weights and the bias (exact in binary floating point),
-    and `step` maps tanh of the block through 0.5 * t + 0.5 on those columns, t on g's.
     """
 
     gates = 4
@@ -182,27 +168,12 @@ class LSTMCell(_TorchCell):
         zeros = np.zeros((batch_size, self.hidden_size), self.param_dtype())
         return Tensor(zeros), Tensor(zeros.copy())
 
-    def column_scale(self) -> Tensor:
-        """(4H,): 0.5 on the sigmoid gates i, f, o, 1 on the tanh gate g."""
-        H = self.hidden_size
-        scale = np.full(4 * H, 0.5, self.param_dtype())
-        scale[2 * H:3 * H] = 1.0
-        return Tensor(scale)
-
-    def hidden_weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(weight_hh.T * scale, scale, 1 - scale): act = scale * tanh + (1 - scale) per
-        column is sigmoid on i, f, o and tanh on g."""
-        scale = self.column_scale()
-        return super().hidden_weights(), scale, Tensor(1.0 - scale.data)
-
     def step(self, xp_t: Tensor, state: tuple[Tensor, Tensor],
-             weights: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+             w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
         h, c = state
-        w_hh_t, scale, shift = weights
-        t = addmm(xp_t, h, w_hh_t).tanh()  # xp_t + h @ w_hh_t in one buffer, one tanh
-        i, f, g, o = addcmul(shift, t, scale).chunk(4, axis=1)
-        c = addcmul(f * c, i, g)  # f * c + i * g
-        return o * c.tanh(), c
+        i, f, g, o = addmm(xp_t, h, w_hh_t).chunk(4, axis=1)  # xp_t + h @ w_hh_t, one buffer
+        c = addcmul(f.sigmoid() * c, i.sigmoid(), g.tanh())  # f*c + i*g, one array fewer
+        return o.sigmoid() * c.tanh(), c
 
 
 class GRUCell(_TorchCell):
@@ -224,5 +195,5 @@ class GRUCell(_TorchCell):
         xr, xz, xn = xp_t.chunk(3, axis=1)
         hr, hz, hn = hp.chunk(3, axis=1)
         r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
-        n = (xn + r * hn).tanh()
-        return n + z * (h - n)  # (1 - z) * n + z * h with one op fewer
+        n = addcmul(xn, r, hn).tanh()  # tanh(xn + r * hn)
+        return addcmul(n, z, h - n)  # (1 - z) * n + z * h as n + z * (h - n): fewer ops
