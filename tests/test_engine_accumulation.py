@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn import Tensor, gradcheck
+from tinygrad_rnn.ops import OuterGrad
 
 
 def _t(rng, *shape):
@@ -59,3 +60,19 @@ def test_shared_weight_grad_respects_its_dtype_and_retain_grad():
     assert w32.grad.dtype == np.float32 and mid.grad.dtype == np.float32
     np.testing.assert_allclose(w32.grad, np.broadcast_to(expected, (3, 2)), rtol=1e-6)
     np.testing.assert_allclose(mid.grad, w32.grad)
+
+
+def test_outer_grad_summed_in_blocks_with_dense_uses_between(monkeypatch):
+    monkeypatch.setattr(OuterGrad, "BLOCK_ROWS", 5)  # 2 rows per use: a GEMM every 3 uses
+    rng = np.random.default_rng(3)
+    w, h0 = _t(rng, 4, 4), _t(rng, 2, 4)
+
+    def unrolled(w, h0):
+        h = h0
+        for k in range(8):
+            h = (h @ w).tanh()
+            if k == 4:
+                h = h + (w * w).sum()  # a dense use of w between the matmul uses
+        return (h * h).sum()
+
+    assert gradcheck(unrolled, [w, h0])

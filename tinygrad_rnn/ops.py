@@ -3,7 +3,9 @@
 Each op works on numpy arrays only. `forward` saves what `backward` needs (usually its own
 output, never a recomputation); `backward(g)` returns one gradient per input, or None for an
 input that needs none (`self.needs` says which do). Gradients may keep broadcast shapes: the
-engine (tensor.py) sums them back to each input's shape in one place.
+engine (tensor.py) sums them back to each input's shape in one place. Two structured
+gradients let the engine sum cheaply: IndexGrad (a slice's gradient, added into a buffer) and
+OuterGrad (a matmul's right operand, summed over its uses in blocked GEMMs).
 """
 
 from __future__ import annotations
@@ -73,6 +75,51 @@ class IndexGrad:
             buf[self.index] += self.values  # basic indexing never repeats an element
         else:
             np.add.at(buf, self.index, self.values)  # repeated indices must accumulate
+
+
+class OuterGrad:
+    """The gradient a.T @ g of a matmul's right operand, kept as its two factors.
+
+    A weight shared by T matmuls (a recurrent weight, one use per step) would cost T thin
+    GEMMs (K, B) @ (B, N) and T additions into a (K, N) buffer. The engine merges the factors
+    of every use instead and sums them with one GEMM per `BLOCK_ROWS` stacked rows, as a
+    hand-written BPTT does after its loop; the block bound keeps the held factors small.
+    """
+
+    __slots__ = ("a", "dense", "g", "rows")
+    BLOCK_ROWS = 512
+
+    def __init__(self, a: np.ndarray, g: np.ndarray):
+        self.a, self.g, self.rows, self.dense = [a], [g], a.shape[0], None
+
+    def merge(self, other: OuterGrad) -> OuterGrad:
+        """Add `other`'s uses to these; returns self."""
+        self.a += other.a
+        self.g += other.g
+        self.rows += other.rows
+        if other.dense is not None:
+            self._add(other.dense)
+        if self.rows >= self.BLOCK_ROWS:
+            self._flush()
+        return self
+
+    def value(self) -> np.ndarray:
+        """The summed gradient, a fresh array."""
+        self._flush()
+        return self.dense
+
+    def _flush(self) -> None:
+        if self.a:
+            a, g = (self.a[0], self.g[0]) if len(self.a) == 1 else (
+                np.concatenate(self.a), np.concatenate(self.g))
+            self.a, self.g, self.rows = [], [], 0
+            self._add(a.T @ g)
+
+    def _add(self, d: np.ndarray) -> None:
+        if self.dense is None:
+            self.dense = d if d.base is None else d.copy()  # own it: it gets added into
+        else:
+            self.dense += d
 
 
 # ---- elementwise binary (broadcasting) ------------------------------------------------------
@@ -145,7 +192,8 @@ class MatMul(Op):
     def backward(self, g):
         x, y = self.x, self.y
         if x.ndim == 2 and y.ndim == 2:  # the common case, without the batch bookkeeping below
-            return (g @ y.T if self.needs[0] else None), (x.T @ g if self.needs[1] else None)
+            return (g @ y.T if self.needs[0] else None), (OuterGrad(x, g) if self.needs[1]
+                                                          else None)
         x2 = x[None, :] if x.ndim == 1 else x  # 1-D operands act as a row / a column
         y2 = y[:, None] if y.ndim == 1 else y
         batch = np.broadcast_shapes(x2.shape[:-2], y2.shape[:-2])
@@ -186,7 +234,7 @@ class AddMM(Op):
 
     def backward(self, g):
         return (g if self.needs[0] else None, g @ self.b.T if self.needs[1] else None,
-                self.a.T @ g if self.needs[2] else None)
+                OuterGrad(self.a, g) if self.needs[2] else None)
 
 
 @primitive("addcmul", arity=3)

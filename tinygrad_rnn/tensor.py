@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops
-from tinygrad_rnn.ops import IndexGrad, Op
+from tinygrad_rnn.ops import IndexGrad, Op, OuterGrad
 
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
 _SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
@@ -385,6 +385,8 @@ def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
     n_leaves = bisect.bisect_right(order, 0, key=_seq_of)  # leaves sort first (_seq 0)
     for node in reversed(order[n_leaves:]):
         g = grads.pop(id(node), None)
+        if type(g) is OuterGrad:  # every use has contributed: sum the rest now
+            g = _dense(g, node._dtype)
         if node._freed:
             raise RuntimeError(_FREED)
         if g is None:
@@ -406,15 +408,23 @@ def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
             elif key in owned:
                 pending += pg
             else:
-                grads[key] = pending + pg
+                grads[key] = _dense(pending, parent._dtype) + pg
                 owned.add(key)
         if not retain_graph:  # drop the saved arrays and the edges; the node stays, marked
             node.__dict__.clear()
             node._parents, node._freed = (), True
     for leaf in order[:n_leaves]:  # a leaf's gradient is the result
         g = grads.pop(id(leaf), None)
+        if type(g) is OuterGrad:
+            g = _dense(g, leaf._dtype)
+            owned.add(id(leaf))
         if g is not None:
             leaf.grad = _accumulate_leaf(leaf.grad, g, id(leaf) in owned)
+
+
+def _dense(g: Any, dtype: np.dtype) -> np.ndarray:
+    """An OuterGrad summed into a fresh array of `dtype`; any other gradient as it is."""
+    return g.value().astype(dtype, copy=False) if type(g) is OuterGrad else g
 
 
 def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.ndarray:
@@ -426,6 +436,15 @@ def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.n
 
 def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -> None:
     key, shape, dtype = id(parent), parent._shape, parent._dtype
+    pending = grads.get(key)
+    if type(pg) is OuterGrad:
+        if pending is None or type(pending) is OuterGrad:
+            grads[key] = pg if pending is None else pending.merge(pg)
+            return
+        pg = pg.value()  # a dense gradient is pending already: add densely below
+    elif type(pending) is OuterGrad:
+        grads[key] = _dense(pending, dtype)  # fresh, so the engine may add into it
+        owned.add(key)
     if isinstance(pg, IndexGrad):
         buf = grads.get(key)
         if buf is None or key not in owned:
