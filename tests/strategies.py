@@ -128,7 +128,7 @@ def transpose(draw, op):
 def getitem(draw, op):
     x = draw(values((4, 3), op.domain))
     index = draw(st.sampled_from([
-        1, -1, slice(1, 3), (slice(None), 2), (slice(None, None, -2), slice(0, 2)),
+        1, -1, (1, 2), slice(1, 3), (slice(None), 2), (slice(None, None, -2), slice(0, 2)),
         np.array([0, 2, 2, 3]), (np.array([1, 1]), np.array([0, 2])), (Ellipsis, 1),
     ]))
     return Case([leaf(x)], {"index": index})

@@ -71,8 +71,12 @@ class IndexGrad:
         self.index, self.values, self.basic = index, values, basic
 
     def add_into(self, buf: np.ndarray) -> None:
-        if self.basic:
-            buf[self.index] += self.values  # basic indexing never repeats an element
+        if self.basic:  # basic indexing never repeats an element
+            view = buf[self.index]
+            if type(view) is np.ndarray:  # a view: add in place, no write-back by __setitem__
+                view += self.values
+            else:  # every axis indexed by an int: a scalar copy
+                buf[self.index] += self.values
         else:
             np.add.at(buf, self.index, self.values)  # repeated indices must accumulate
 
