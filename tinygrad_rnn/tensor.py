@@ -349,11 +349,11 @@ def toposort(root: Tensor | Op) -> list[Tensor | Op]:
     order: collect what `root` reaches, then sort (as PyTorch's sequence numbers do).
     """
     root = _node(root)
-    order, seen, todo = [root], {id(root)}, [root]
+    order, seen, todo = [root], {root}, [root]  # nodes hash by identity
     while todo:
         for p in todo.pop()._parents:
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
+            if p.requires_grad and p not in seen:
+                seen.add(p)
                 order.append(p)
                 todo.append(p)
     order.sort(key=_seq_of)
@@ -379,12 +379,12 @@ _FREED = ("backward: trying to backward through a graph a second time; its saved
 
 
 def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
-    grads: dict[int, np.ndarray] = {id(root): seed}
-    owned: set[int] = set()  # grads the engine allocated itself, safe to add into in place
+    grads: dict[Any, Any] = {root: seed}  # keyed by node (identity hash)
+    owned: set[Any] = set()  # grads the engine allocated itself, safe to add into in place
     order = toposort(root)
     n_leaves = bisect.bisect_right(order, 0, key=_seq_of)  # leaves sort first (_seq 0)
     for node in reversed(order[n_leaves:]):
-        g = grads.pop(id(node), None)
+        g = grads.pop(node, None)
         if type(g) is OuterGrad:  # every use has contributed: sum the rest now
             g = _dense(g, node._dtype)
         if node._freed:
@@ -398,7 +398,7 @@ def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
         for parent, pg in zip(node._parents, node.backward(g)):
             if pg is None or not parent.requires_grad:
                 continue
-            key = id(parent)
+            key = parent
             pending = grads.get(key)
             if type(pg) is not np.ndarray or pg.shape != parent._shape or (
                     pg.dtype is not parent._dtype and pg.dtype != parent._dtype):
@@ -414,12 +414,12 @@ def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
             node.__dict__.clear()
             node._parents, node._freed = (), True
     for leaf in order[:n_leaves]:  # a leaf's gradient is the result
-        g = grads.pop(id(leaf), None)
+        g = grads.pop(leaf, None)
         if type(g) is OuterGrad:
             g = _dense(g, leaf._dtype)
-            owned.add(id(leaf))
+            owned.add(leaf)
         if g is not None:
-            leaf.grad = _accumulate_leaf(leaf.grad, g, id(leaf) in owned)
+            leaf.grad = _accumulate_leaf(leaf.grad, g, leaf in owned)
 
 
 def _dense(g: Any, dtype: np.dtype) -> np.ndarray:
@@ -435,7 +435,7 @@ def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.n
 
 
 def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -> None:
-    key, shape, dtype = id(parent), parent._shape, parent._dtype
+    key, shape, dtype = parent, parent._shape, parent._dtype
     pending = grads.get(key)
     if type(pg) is OuterGrad:
         if pending is None or type(pending) is OuterGrad:
