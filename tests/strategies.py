@@ -135,6 +135,16 @@ def getitem(draw, op):
 
 
 @st.composite
+def split(draw, op):
+    shape = draw(st.sampled_from([(2, 6), (6,), (3, 4, 2)]))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    n, sizes = shape[axis], []
+    while sum(sizes) < n:
+        sizes.append(draw(st.integers(1, n - sum(sizes))))
+    return Case([leaf(draw(values(shape, op.domain)))], {"sizes": sizes, "axis": axis})
+
+
+@st.composite
 def embedding(draw, op):
     weight = draw(values((5, 3), op.domain))
     indices = draw(hnp.arrays(np.int64, draw(st.sampled_from([(4,), (2, 3)])),
@@ -162,7 +172,8 @@ CASES = {
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
     "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
     "clip": clip, "sum": reduction, "max": lambda op: reduction(op, unique=True),
-    "reshape": reshape, "transpose": transpose, "getitem": getitem, "embedding": embedding,
+    "reshape": reshape, "transpose": transpose, "getitem": getitem, "split": split,
+    "embedding": embedding,
     "cat": join, "stack": join,
 }
 
@@ -172,3 +183,15 @@ def op_case(name: str):
     if name not in CASES:
         raise KeyError(f"primitive {name!r} has no strategy in tests/strategies.py")
     return CASES[name](OPS[name])
+
+
+def one_output(out):
+    """A multi-output op's outputs (a list) as one scalar, weighted so that each piece gets a
+    different gradient; a single output as it is."""
+    if not isinstance(out, list):
+        return out
+    total = (out[0] * 1.0).sum()
+    for k, piece in enumerate(out[1:], start=2):
+        total = total + (piece * float(k)).sum()
+    return total
+

@@ -483,6 +483,49 @@ class GetItem(Op):
         return (IndexGrad(self.index, g, self.basic),)
 
 
+@primitive("split")
+class Split(Op):
+    """Consecutive pieces of `sizes` along `axis` (torch.split): one node with several outputs,
+    so its backward is one concatenate of the pieces' gradients (zeros for an unused piece)
+    rather than a zero buffer plus one strided addition per piece. Its outputs reach their
+    consumers' graphs as Ports."""
+
+    multi_output = True
+
+    def forward(self, x, sizes, axis=0):
+        axis = axis % max(x.ndim, 1)
+        if sum(sizes) != x.shape[axis] or min(sizes, default=1) < 1:
+            raise ValueError(f"sizes {list(sizes)} do not split axis {axis} of length "
+                             f"{x.shape[axis]}")
+        self.axis, self.dtype = axis, x.dtype
+        lead, start, pieces = (slice(None),) * axis, 0, []
+        for size in sizes:  # basic slices (views), not np.split: this runs once per step
+            pieces.append(x[lead + (slice(start, start + size),)])
+            start += size
+        self.shapes = [p.shape for p in pieces]
+        return pieces
+
+    def backward(self, gs):
+        return (np.concatenate([np.zeros(s, self.dtype) if g is None else g
+                                for g, s in zip(gs, self.shapes)], axis=self.axis),)
+
+
+class Port:
+    """Output `index` of a multi-output Op (Split), standing in its consumers' `_parents`. The
+    engine adds the gradients that arrive here into slot `index` of the op's pending list and
+    visits the op once, with every slot filled."""
+
+    __slots__ = ("_retained", "dtype", "index", "node", "shape")
+    requires_grad = True
+    _shape = None  # no gradient matches it: the engine always routes a Port's gradient
+
+    def __init__(self, node: Op, index: int, shape: tuple[int, ...], dtype: np.dtype):
+        self.node, self.index, self.shape, self.dtype = node, index, shape, dtype
+        self._retained = None
+
+    name = property(lambda self: self.node.name)
+
+
 @primitive("embedding", arity=1)
 class Embedding(Op):
     """Rows of a (num_embeddings, dim) table; the padding row gets no gradient."""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops
-from tinygrad_rnn.ops import IndexGrad, Op, OuterGrad
+from tinygrad_rnn.ops import IndexGrad, Op, OuterGrad, Port
 
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
 _SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
@@ -263,9 +263,11 @@ class Tensor:
             raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
         n = self.shape[axis]
         step = -(-n // chunks)
-        lead = (slice(None),) * (axis % self.ndim)  # basic slices: no index normalising needed
-        return [apply(ops.GetItem, self, index=lead + (slice(s, min(s + step, n)),))
-                for s in range(0, n, step)]
+        return self.split([min(step, n - s) for s in range(0, n, step)], axis)
+
+    def split(self, sizes: Sequence[int], axis: int = 0) -> list[Tensor]:
+        """Consecutive pieces of the given sizes along `axis` (torch.split with a list)."""
+        return apply_split(self, list(sizes), axis)
 
     def softmax(self, axis: int = -1) -> Tensor:
         from tinygrad_rnn.functional import softmax
@@ -278,6 +280,8 @@ class Tensor:
 
 def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
+    if op_cls is ops.Split:
+        return apply_split(*inputs, **kwargs)  # several outputs: a list of tensors
     op = op_cls()
     needs, arrays, nodes = [], [], []  # one loop, no comprehension frames: a hot path
     for t in inputs:
@@ -299,6 +303,27 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     else:
         out.requires_grad, out._op = False, None
     return out
+
+
+def apply_split(x: Tensor, sizes: list[int], axis: int) -> list[Tensor]:
+    """Run the multi-output Split; each output's node is a Port of the one recorded op."""
+    op = ops.Split()
+    op.needs = (x.requires_grad,)
+    try:
+        pieces = op.forward(x.data, sizes, axis)
+    except (ValueError, IndexError, TypeError) as err:
+        raise type(err)(f"split: {err} (input shape {x.shape})") from None
+    record = x.requires_grad and _GRAD_ENABLED.get()
+    if record:
+        op._parents, op._scope, op._seq = (x._op or x,), _SCOPE.get(), next(_SEQUENCE)
+        op._shape, op._dtype = x.data.shape, x.data.dtype
+    outs = []
+    for i, piece in enumerate(pieces):
+        out = Tensor.__new__(Tensor)
+        out.data, out.grad, out.requires_grad = piece, None, record
+        out._op = ops.Port(op, i, piece.shape, piece.dtype) if record else None
+        outs.append(out)
+    return outs
 
 
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
@@ -352,6 +377,8 @@ def toposort(root: Tensor | Op) -> list[Tensor | Op]:
     order, seen, todo = [root], {root}, [root]  # nodes hash by identity
     while todo:
         for p in todo.pop()._parents:
+            if type(p) is Port:
+                p = p.node
             if p.requires_grad and p not in seen:
                 seen.add(p)
                 order.append(p)
@@ -435,6 +462,9 @@ def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.n
 
 
 def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -> None:
+    if type(parent) is Port:
+        _accumulate_port(grads, parent, pg, op)
+        return
     key, shape, dtype = parent, parent._shape, parent._dtype
     pending = grads.get(key)
     if type(pg) is OuterGrad:
@@ -453,13 +483,7 @@ def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -
             owned.add(key)
         pg.add_into(buf)
         return
-    if pg.shape != shape:
-        pg = unbroadcast(pg, shape)
-        if pg.shape != shape:
-            raise RuntimeError(f"{op.name}: backward gave a gradient of shape {pg.shape} for an "
-                               f"input of shape {shape}")
-    if pg.dtype != dtype:
-        pg = pg.astype(dtype)
+    pg = _densify(pg, shape, dtype, op)  # broadcast or dtype fix-ups
     if key not in grads:
         grads[key] = pg
     elif key in owned:
@@ -467,3 +491,34 @@ def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -
     else:
         grads[key] = grads[key] + pg
         owned.add(key)
+
+
+def _accumulate_port(grads: dict, port: Port, pg: Any, op: Op) -> None:
+    """Add `pg` (for output `port.index` of a multi-output node) into that node's slot."""
+    if type(pg) is not np.ndarray or pg.shape != port.shape or pg.dtype != port.dtype:
+        pg = _densify(pg, port.shape, port.dtype, op)
+    slots = grads.get(port.node)
+    if slots is None:
+        slots = grads[port.node] = [None] * len(port.node.shapes)
+    old = slots[port.index]
+    slots[port.index] = pg if old is None else old + pg
+    out = port._retained() if port._retained is not None else None
+    if out is not None:  # a retained output sums what arrives: its full gradient at the end
+        out.grad = _accumulate_leaf(out.grad, pg, False)
+
+
+def _densify(pg: Any, shape: tuple[int, ...], dtype: np.dtype, op: Op) -> np.ndarray:
+    """Any form of gradient (OuterGrad, IndexGrad, broadcast, another dtype) as an array of
+    `shape` and `dtype`; `op` made it (named in the error for a wrong shape)."""
+    if type(pg) is OuterGrad:
+        pg = pg.value()
+    elif isinstance(pg, IndexGrad):
+        buf = np.zeros(shape, dtype)
+        pg.add_into(buf)
+        return buf
+    if pg.shape != shape:
+        pg = unbroadcast(pg, shape)
+        if pg.shape != shape:
+            raise RuntimeError(f"{op.name}: backward gave a gradient of shape {pg.shape} for an "
+                               f"input of shape {shape}")
+    return pg if pg.dtype == dtype else pg.astype(dtype)

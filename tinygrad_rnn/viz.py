@@ -18,6 +18,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
+from tinygrad_rnn.ops import Port
 from tinygrad_rnn.tensor import Tensor
 
 _STEP = re.compile(r"t=(-?\d+)$")
@@ -47,8 +48,13 @@ def _walk(root: Any) -> list[Any]:
                 raise RuntimeError(_FREED)
             seen.add(id(node))
             stack.append((node, True))
-            stack.extend((p, False) for p in reversed(node._parents))
+            stack.extend((p, False) for p in reversed(_inputs(node)))
     return order
+
+
+def _inputs(node: Any) -> list[Any]:
+    """A node's input nodes: a Port (one output of a multi-output op) stands for its op."""
+    return [p.node if type(p) is Port else p for p in node._parents]
 
 
 def _step(scope: tuple[str, ...]) -> tuple[tuple[str, ...], int] | None:
@@ -71,7 +77,7 @@ def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict
         s = steps.get(id(n))
         vid[id(n)] = dots[s[0]] if s is not None and s[1] in gone.get(s[0], ()) else f"n{i}"
         where[vid[id(n)]] = s[0] if vid[id(n)][0] == "e" else n._scope
-        for p in n._parents:
+        for p in _inputs(n):
             users.setdefault(id(p), []).append(vid[id(n)])
     for n in (n for n in order if id(n) in users and n._op is None):
         if all(u[0] == "e" for u in users[id(n)]):
@@ -166,7 +172,7 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
 
     graph, edges = _assemble(nodes), set()
     for n in order:
-        for p in n._parents:
+        for p in _inputs(n):
             src, dst = vid[id(p)], vid[id(n)]
             elided = "e" in (src[0], dst[0])
             if src != dst and src in where and not (elided and (src, dst) in edges):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import op_case
+from strategies import one_output, op_case
 
 from tinygrad_rnn.ops import OPS
 from tinygrad_rnn.tensor import apply
@@ -51,6 +51,7 @@ TORCH = {
     "reshape": lambda x, shape: x.reshape(shape),
     "transpose": lambda x, axes=None: x.permute(axes or tuple(range(x.ndim))[::-1]),
     "getitem": lambda x, index: x[_torch_index(index, x.shape)],
+    "split": lambda x, sizes, axis=0: torch.split(x, sizes, dim=axis),
     "embedding": _embedding,
     "cat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),
@@ -68,6 +69,11 @@ def test_primitive_matches_torch(name, data):
     ours = apply(OPS[name], *case.tensors, **case.kwargs)
     theirs_in = [torch.tensor(t.data, requires_grad=t.requires_grad) for t in case.tensors]
     theirs = TORCH[name](*theirs_in, **case.kwargs)
+    if isinstance(ours, list):  # a multi-output op: every piece, then one weighted sum
+        for o, th in zip(ours, theirs, strict=True):
+            np.testing.assert_allclose(o.data, th.detach().numpy(), rtol=1e-12, atol=1e-12)
+        ours, theirs = one_output(ours), sum((th * float(k)).sum()
+                                             for k, th in enumerate(theirs, start=1))
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
     seed = np.random.default_rng(1).standard_normal(ours.shape)
     ours.backward(seed)
