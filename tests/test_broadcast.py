@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinygrad_rnn import Tensor, gradcheck
-from tinygrad_rnn.tensor import unbroadcast
+from tinygrad_rnn.engine import unbroadcast
 
 OPERATORS = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,

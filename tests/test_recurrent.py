@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.engine import toposort
 from tinygrad_rnn.nn import (
     GRU,
     LSTM,
@@ -18,7 +19,6 @@ from tinygrad_rnn.nn import (
     Recurrent,
     RNNCell,
 )
-from tinygrad_rnn.tensor import toposort
 
 
 def _x(*shape: int, seed: int = 0) -> np.ndarray:

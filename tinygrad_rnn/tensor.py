@@ -1,4 +1,5 @@
-"""Tensor and the backward engine: topological order, broadcast reduction, grad accumulation.
+"""Tensor, and `apply`, which runs a primitive and records it as a graph node (the backward
+engine that walks those nodes is engine.py).
 
 Two ambient settings live here, both as contextvars behind context managers: grad mode
 (`no_grad`) and graph scope (`graph_scope`, time-step labels read by viz and diagnostics).
@@ -6,12 +7,9 @@ Two ambient settings live here, both as contextvars behind context managers: gra
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import contextvars
-import gc
 import itertools
-import operator
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops
-from tinygrad_rnn.ops import IndexGrad, Op, OuterGrad, Port
+from tinygrad_rnn.engine import run_backward
+from tinygrad_rnn.ops import Op
 
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
 _SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
@@ -69,24 +68,6 @@ class graph_scope(contextlib.ContextDecorator):  # lower case: used like a funct
 
     def __exit__(self, *exc: object) -> None:
         _SCOPE.reset(self._token)
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector, then restore it as it was.
-
-    The graph is acyclic (a node refers to its inputs, never back), so the collector has
-    nothing to find in it; yet a long unroll makes tens of thousands of tracked objects, which
-    triggers full collections that walk every object in the process (about 10% of a long LSTM
-    step). Unrolls and backward run inside this; plain reference counting still frees all.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def current_scope() -> tuple[str, ...]:
@@ -356,169 +337,3 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 
 def _tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `g` over the axes that broadcasting added or stretched, so it has `shape`."""
-    extra = g.ndim - len(shape)
-    g = g.sum(axis=tuple(range(extra))) if extra > 0 else g
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    return np.asarray(g.sum(axis=stretched, keepdims=True) if stretched else g)
-
-
-def toposort(root: Tensor | Op) -> list[Tensor | Op]:
-    """Graph nodes that need grad under `root` (Ops, and leaf Tensors), inputs before outputs,
-    without recursion.
-
-    An op's output is created after its inputs, so creation order (`_seq`) is a topological
-    order: collect what `root` reaches, then sort (as PyTorch's sequence numbers do).
-    """
-    root = _node(root)
-    order, seen, todo = [root], {root}, [root]  # nodes hash by identity
-    while todo:
-        for p in todo.pop()._parents:
-            if type(p) is Port:
-                p = p.node
-            if p.requires_grad and p not in seen:
-                seen.add(p)
-                order.append(p)
-                todo.append(p)
-    order.sort(key=_seq_of)
-    return order
-
-
-_seq_of = operator.attrgetter("_seq")
-
-
-def _node(t: Tensor | Op) -> Tensor | Op:
-    """The graph node standing for `t`: its Op, or the tensor itself when it is a leaf."""
-    return t._op or t
-
-
-def run_backward(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
-    """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
-    with collector_paused():
-        _sweep(_node(root), seed, retain_graph)
-
-
-_FREED = ("backward: trying to backward through a graph a second time; its saved arrays were "
-          "freed. Pass retain_graph=True the first time.")
-
-
-def _sweep(root: Tensor | Op, seed: np.ndarray, retain_graph: bool) -> None:
-    grads: dict[Any, Any] = {root: seed}  # keyed by node (identity hash)
-    owned: set[Any] = set()  # grads the engine allocated itself, safe to add into in place
-    order = toposort(root)
-    n_leaves = bisect.bisect_right(order, 0, key=_seq_of)  # leaves sort first (_seq 0)
-    for node in reversed(order[n_leaves:]):
-        g = grads.pop(node, None)
-        if type(g) is OuterGrad:  # every use has contributed: sum the rest now
-            g = _dense(g, node._dtype)
-        if node._freed:
-            raise RuntimeError(_FREED)
-        if g is None:
-            continue
-        if node._retained is not None:  # a copy: node.backward may pass g on to a parent
-            out = node._retained()
-            if out is not None:
-                out.grad = _accumulate_leaf(out.grad, g, False)
-        for parent, pg in zip(node._parents, node.backward(g)):
-            if pg is None or not parent.requires_grad:
-                continue
-            key = parent
-            pending = grads.get(key)
-            if type(pg) is not np.ndarray or pg.shape != parent._shape or (
-                    pg.dtype is not parent._dtype and pg.dtype != parent._dtype):
-                _accumulate(grads, owned, parent, pg, node)  # index, broadcast, dtype fix-ups
-            elif pending is None:
-                grads[key] = pg  # the common case: a first gradient of the right shape
-            elif key in owned:
-                pending += pg
-            else:
-                grads[key] = _dense(pending, parent._dtype) + pg
-                owned.add(key)
-        if not retain_graph:  # drop the saved arrays and the edges; the node stays, marked
-            node.__dict__.clear()
-            node._parents, node._freed = (), True
-    for leaf in order[:n_leaves]:  # a leaf's gradient is the result
-        g = grads.pop(leaf, None)
-        if type(g) is OuterGrad:
-            g = _dense(g, leaf._dtype)
-            owned.add(leaf)
-        if g is not None:
-            leaf.grad = _accumulate_leaf(leaf.grad, g, leaf in owned)
-
-
-def _dense(g: Any, dtype: np.dtype) -> np.ndarray:
-    """An OuterGrad summed into a fresh array of `dtype`; any other gradient as it is."""
-    return g.value().astype(dtype, copy=False) if type(g) is OuterGrad else g
-
-
-def _accumulate_leaf(old: np.ndarray | None, g: np.ndarray, owned: bool) -> np.ndarray:
-    if old is None:
-        return g if owned else g.copy()
-    old += g
-    return old
-
-
-def _accumulate(grads: dict, owned: set, parent: Tensor | Op, pg: Any, op: Op) -> None:
-    if type(parent) is Port:
-        _accumulate_port(grads, parent, pg, op)
-        return
-    key, shape, dtype = parent, parent._shape, parent._dtype
-    pending = grads.get(key)
-    if type(pg) is OuterGrad:
-        if pending is None or type(pending) is OuterGrad:
-            grads[key] = pg if pending is None else pending.merge(pg)
-            return
-        pg = pg.value()  # a dense gradient is pending already: add densely below
-    elif type(pending) is OuterGrad:
-        grads[key] = _dense(pending, dtype)  # fresh, so the engine may add into it
-        owned.add(key)
-    if isinstance(pg, IndexGrad):
-        buf = grads.get(key)
-        if buf is None or key not in owned:
-            buf = np.zeros(shape, dtype) if buf is None else buf.copy()
-            grads[key] = buf
-            owned.add(key)
-        pg.add_into(buf)
-        return
-    pg = _densify(pg, shape, dtype, op)  # broadcast or dtype fix-ups
-    if key not in grads:
-        grads[key] = pg
-    elif key in owned:
-        grads[key] += pg
-    else:
-        grads[key] = grads[key] + pg
-        owned.add(key)
-
-
-def _accumulate_port(grads: dict, port: Port, pg: Any, op: Op) -> None:
-    """Add `pg` (for output `port.index` of a multi-output node) into that node's slot."""
-    if type(pg) is not np.ndarray or pg.shape != port.shape or pg.dtype != port.dtype:
-        pg = _densify(pg, port.shape, port.dtype, op)
-    slots = grads.get(port.node)
-    if slots is None:
-        slots = grads[port.node] = [None] * len(port.node.shapes)
-    old = slots[port.index]
-    slots[port.index] = pg if old is None else old + pg
-    out = port._retained() if port._retained is not None else None
-    if out is not None:  # a retained output sums what arrives: its full gradient at the end
-        out.grad = _accumulate_leaf(out.grad, pg, False)
-
-
-def _densify(pg: Any, shape: tuple[int, ...], dtype: np.dtype, op: Op) -> np.ndarray:
-    """Any form of gradient (OuterGrad, IndexGrad, broadcast, another dtype) as an array of
-    `shape` and `dtype`; `op` made it (named in the error for a wrong shape)."""
-    if type(pg) is OuterGrad:
-        pg = pg.value()
-    elif isinstance(pg, IndexGrad):
-        buf = np.zeros(shape, dtype)
-        pg.add_into(buf)
-        return buf
-    if pg.shape != shape:
-        pg = unbroadcast(pg, shape)
-        if pg.shape != shape:
-            raise RuntimeError(f"{op.name}: backward gave a gradient of shape {pg.shape} for an "
-                               f"input of shape {shape}")
-    return pg if pg.dtype == dtype else pg.astype(dtype)

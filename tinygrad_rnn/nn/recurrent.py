@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn.engine import collector_paused
 from tinygrad_rnn.functional import dropout
 from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from tinygrad_rnn.nn.module import Module
-from tinygrad_rnn.tensor import Tensor, cat, collector_paused, graph_scope, stack, where
+from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack, where
 
 StepObserver = Callable[[int, str, int, State], Any]
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
