@@ -71,12 +71,17 @@ _seq_of = operator.attrgetter("_seq")
 
 
 def _node(t: Any) -> Any:
-    """The graph node standing for `t`: its Op, or the tensor itself when it is a leaf."""
-    return t._op or t
+    """The graph node standing for `t`: its Op (a multi-output op for a Port), or the tensor
+    itself when it is a leaf."""
+    node = t._op or t
+    return node.node if type(node) is Port else node
 
 
 def run_backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
     """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
+    port = root._op
+    if type(port) is Port:  # one output of a multi-output op: the op, with one slot seeded
+        seed = [seed if i == port.index else None for i in range(len(port.node.shapes))]
     with collector_paused():
         _sweep(_node(root), seed, retain_graph)
 

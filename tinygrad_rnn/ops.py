@@ -3,7 +3,7 @@
 Each op works on numpy arrays only. `forward` saves what `backward` needs (usually its own
 output, never a recomputation); `backward(g)` returns one gradient per input, or None for an
 input that needs none (`self.needs` says which do). Gradients may keep broadcast shapes: the
-engine (tensor.py) sums them back to each input's shape in one place. Two structured
+engine (engine.py) sums them back to each input's shape in one place. Two structured
 gradients let the engine sum cheaply: IndexGrad (a slice's gradient, added into a buffer) and
 OuterGrad (a matmul's right operand, summed over its uses in blocked GEMMs).
 """
@@ -149,7 +149,7 @@ class Sub(Op):
 @primitive("mul", arity=2)
 class Mul(Op):
     def forward(self, x, y):
-        self.x, self.y = x, y  # (a constant factor's array is kept all the same: cheap)
+        self.x, self.y = x, y
         return x * y
 
     def backward(self, g):
@@ -488,9 +488,7 @@ class Split(Op):
     """Consecutive pieces of `sizes` along `axis` (torch.split): one node with several outputs,
     so its backward is one concatenate of the pieces' gradients (zeros for an unused piece)
     rather than a zero buffer plus one strided addition per piece. Its outputs reach their
-    consumers' graphs as Ports."""
-
-    multi_output = True
+    consumers' graphs as Ports (tensor.apply_split records it)."""
 
     def forward(self, x, sizes, axis=0):
         axis = axis % max(x.ndim, 1)

@@ -135,6 +135,7 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
     if not isinstance(root, Tensor):
         raise TypeError(f"draw_graph: expected a Tensor, got {type(root).__name__}")
     node = root._op or root  # the graph holds Op nodes and leaf tensors (see ops.Op)
+    node = node.node if type(node) is Port else node
     if node._freed:
         raise RuntimeError(_FREED)
     if max_steps is not None and max_steps < 1:
