@@ -35,14 +35,19 @@ def test_shared_weight_mixes_outer_dense_and_index_grads(order):
     assert gradcheck(f, [w, x1, x2])
 
 
-def test_weight_used_at_many_steps_gets_the_summed_gradient():
+@pytest.mark.parametrize("block_rows, dense_at", [(OuterGrad.BLOCK_ROWS, None), (5, 4)])
+def test_weight_used_at_many_steps_gets_the_summed_gradient(monkeypatch, block_rows, dense_at):
+    # block 5, 2 rows per use: a GEMM every 3 uses, and a dense use of w between the matmuls
+    monkeypatch.setattr(OuterGrad, "BLOCK_ROWS", block_rows)
     rng = np.random.default_rng(1)
     w, h0 = _t(rng, 4, 4), _t(rng, 2, 4)
 
     def unrolled(w, h0):
         h = h0
-        for _ in range(6):
+        for k in range(8):
             h = (h @ w).tanh()
+            if k == dense_at:
+                h = h + (w * w).sum()
         return (h * h).sum()
 
     assert gradcheck(unrolled, [w, h0])
@@ -61,18 +66,3 @@ def test_shared_weight_grad_respects_its_dtype_and_retain_grad():
     np.testing.assert_allclose(w32.grad, np.broadcast_to(expected, (3, 2)), rtol=1e-6)
     np.testing.assert_allclose(mid.grad, w32.grad)
 
-
-def test_outer_grad_summed_in_blocks_with_dense_uses_between(monkeypatch):
-    monkeypatch.setattr(OuterGrad, "BLOCK_ROWS", 5)  # 2 rows per use: a GEMM every 3 uses
-    rng = np.random.default_rng(3)
-    w, h0 = _t(rng, 4, 4), _t(rng, 2, 4)
-
-    def unrolled(w, h0):
-        h = h0
-        for k in range(8):
-            h = (h @ w).tanh()
-            if k == 4:
-                h = h + (w * w).sum()  # a dense use of w between the matmul uses
-        return (h * h).sum()
-
-    assert gradcheck(unrolled, [w, h0])
