@@ -145,6 +145,13 @@ def split(draw, op):
 
 
 @st.composite
+def unbind(draw, op):
+    shape = draw(st.sampled_from([(2, 3), (4,), (3, 1, 2)]))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    return Case([leaf(draw(values(shape, op.domain)))], {"axis": axis})
+
+
+@st.composite
 def embedding(draw, op):
     weight = draw(values((5, 3), op.domain))
     indices = draw(hnp.arrays(np.int64, draw(st.sampled_from([(4,), (2, 3)])),
@@ -172,7 +179,7 @@ CASES = {
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
     "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
     "clip": clip, "sum": reduction, "max": lambda op: reduction(op, unique=True),
-    "reshape": reshape, "transpose": transpose, "getitem": getitem, "split": split,
+    "reshape": reshape, "transpose": transpose, "getitem": getitem, "split": split, "unbind": unbind,
     "embedding": embedding,
     "cat": join, "stack": join,
 }

@@ -81,7 +81,7 @@ def run_backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
     """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
     port = root._op
     if type(port) is Port:  # one output of a multi-output op: the op, with one slot seeded
-        seed = [seed if i == port.index else None for i in range(len(port.node.shapes))]
+        seed = [seed if i == port.index else None for i in range(port.node.n_out)]
     with collector_paused():
         _sweep(_node(root), seed, retain_graph)
 
@@ -184,7 +184,7 @@ def _accumulate_port(grads: dict, port: Port, pg: Any, op: Op) -> None:
         pg = _densify(pg, port.shape, port.dtype, op)
     slots = grads.get(port.node)
     if slots is None:
-        slots = grads[port.node] = [None] * len(port.node.shapes)
+        slots = grads[port.node] = [None] * port.node.n_out
     old = slots[port.index]
     slots[port.index] = pg if old is None else old + pg
     out = port._retained() if port._retained is not None else None

@@ -40,6 +40,7 @@ class Op:
 
     __slots__ = ("__dict__", "_dtype", "_parents", "_scope", "_seq", "_shape", "needs")
     name = "op"
+    multi_output = False  # True: forward returns a list of arrays and sets `n_out`
     requires_grad = True  # a node exists only for an output that needs grad
     _freed = False  # set once backward has dropped the saved arrays
     _retained: Any = None  # weakref to the output Tensor, when it called retain_grad()
@@ -488,7 +489,9 @@ class Split(Op):
     """Consecutive pieces of `sizes` along `axis` (torch.split): one node with several outputs,
     so its backward is one concatenate of the pieces' gradients (zeros for an unused piece)
     rather than a zero buffer plus one strided addition per piece. Its outputs reach their
-    consumers' graphs as Ports (tensor.apply_split records it)."""
+    consumers' graphs as Ports (tensor.apply_multi records it)."""
+
+    multi_output = True
 
     def forward(self, x, sizes, axis=0):
         axis = axis % max(x.ndim, 1)
@@ -501,11 +504,34 @@ class Split(Op):
             pieces.append(x[lead + (slice(start, start + size),)])
             start += size
         self.shapes = [p.shape for p in pieces]
+        self.n_out = len(pieces)
         return pieces
 
     def backward(self, gs):
         return (np.concatenate([np.zeros(s, self.dtype) if g is None else g
                                 for g, s in zip(gs, self.shapes)], axis=self.axis),)
+
+
+@primitive("unbind")
+class Unbind(Op):
+    """Every slice along `axis`, that axis removed (torch.unbind): an unroll's T input steps as
+    one node, whose backward stacks the steps' gradients (zeros for a step without one)."""
+
+    multi_output = True
+
+    def forward(self, x, axis=0):
+        if x.ndim == 0:
+            raise ValueError("unbind needs at least one dimension")
+        self.axis, self.dtype = axis % x.ndim, x.dtype
+        lead = (slice(None),) * self.axis
+        pieces = [x[lead + (i,)] for i in range(x.shape[self.axis])]  # views
+        self.shape = x.shape[:self.axis] + x.shape[self.axis + 1:]
+        self.n_out = len(pieces)
+        return pieces
+
+    def backward(self, gs):
+        return (np.stack([np.zeros(self.shape, self.dtype) if g is None else g for g in gs],
+                         axis=self.axis),)
 
 
 class Port:

@@ -248,7 +248,11 @@ class Tensor:
 
     def split(self, sizes: Sequence[int], axis: int = 0) -> list[Tensor]:
         """Consecutive pieces of the given sizes along `axis` (torch.split with a list)."""
-        return apply_split(self, list(sizes), axis)
+        return apply_multi(ops.Split, self, sizes=list(sizes), axis=axis)
+
+    def unbind(self, axis: int = 0) -> list[Tensor]:
+        """The slices along `axis`, that axis removed (torch.unbind): one node for them all."""
+        return apply_multi(ops.Unbind, self, axis=axis)
 
     def softmax(self, axis: int = -1) -> Tensor:
         from tinygrad_rnn.functional import softmax
@@ -261,8 +265,8 @@ class Tensor:
 
 def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
-    if op_cls is ops.Split:
-        return apply_split(*inputs, **kwargs)  # several outputs: a list of tensors
+    if op_cls.multi_output:
+        return apply_multi(op_cls, *inputs, **kwargs)  # several outputs: a list of tensors
     op = op_cls()
     needs, arrays, nodes = [], [], []  # one loop, no comprehension frames: a hot path
     for t in inputs:
@@ -286,14 +290,15 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     return out
 
 
-def apply_split(x: Tensor, sizes: list[int], axis: int) -> list[Tensor]:
-    """Run the multi-output Split; each output's node is a Port of the one recorded op."""
-    op = ops.Split()
+def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
+    """Run a multi-output primitive (split, unbind) on x; each output's node is a Port of the
+    one recorded op."""
+    op = op_cls()
     op.needs = (x.requires_grad,)
     try:
-        pieces = op.forward(x.data, sizes, axis)
+        pieces = op.forward(x.data, **kwargs)
     except (ValueError, IndexError, TypeError) as err:
-        raise type(err)(f"split: {err} (input shape {x.shape})") from None
+        raise type(err)(f"{op_cls.name}: {err} (input shape {x.shape})") from None
     record = x.requires_grad and _GRAD_ENABLED.get()
     if record:
         op._parents, op._scope, op._seq = (x._op or x,), _SCOPE.get(), next(_SEQUENCE)

@@ -52,6 +52,7 @@ TORCH = {
     "transpose": lambda x, axes=None: x.permute(axes or tuple(range(x.ndim))[::-1]),
     "getitem": lambda x, index: x[_torch_index(index, x.shape)],
     "split": lambda x, sizes, axis=0: torch.split(x, sizes, dim=axis),
+    "unbind": lambda x, axis=0: torch.unbind(x, dim=axis),
     "embedding": _embedding,
     "cat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),

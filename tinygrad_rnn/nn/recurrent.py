@@ -76,9 +76,10 @@ def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_a
     outputs: list[Tensor] = [None] * steps  # type: ignore[list-item]
     with graph_scope(f"dir={direction}"), collector_paused():
         xp, weights = (cell.project_inputs(x), cell.hidden_weights()) if fast else (x, None)
+        xs = xp.unbind(time_axis)  # one node; backward stacks the steps' gradients
         for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
             with graph_scope(f"t={t}"):
-                x_t = xp[:, t] if time_axis == 1 else xp[t]  # basic index: O(step) gradient
+                x_t = xs[t]
                 new = cell.step(x_t, state, weights) if fast else cell.forward(x_t, state)
                 out = cell.step_output(new)
                 if mask is not None and not mask[:, t].all():
