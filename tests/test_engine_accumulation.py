@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn import Tensor, gradcheck
-from tinygrad_rnn.ops import OuterGrad
+from tinygrad_rnn.gradients import OuterGrad
 
 
 def _t(rng, *shape):

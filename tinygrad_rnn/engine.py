@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.ops import IndexGrad, Op, OuterGrad, Port
+from tinygrad_rnn.gradients import IndexGrad, OuterGrad, Port
+from tinygrad_rnn.ops import Op
 
 
 @contextlib.contextmanager

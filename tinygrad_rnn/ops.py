@@ -4,8 +4,8 @@ Each op works on numpy arrays only. `forward` saves what `backward` needs (usual
 output, never a recomputation); `backward(g)` returns one gradient per input, or None for an
 input that needs none (`self.needs` says which do). Gradients may keep broadcast shapes: the
 engine (engine.py) sums them back to each input's shape in one place. Two structured
-gradients let the engine sum cheaply: IndexGrad (a slice's gradient, added into a buffer) and
-OuterGrad (a matmul's right operand, summed over its uses in blocked GEMMs).
+gradients (gradients.py) let the engine sum cheaply: IndexGrad (a slice's gradient, added into a
+buffer) and OuterGrad (a matmul's right operand, summed over its uses in blocked GEMMs).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import math
 from typing import Any
 
 import numpy as np
+
+from tinygrad_rnn.gradients import IndexGrad, OuterGrad
 
 OPS: dict[str, type[Op]] = {}
 
@@ -60,71 +62,6 @@ class Op:
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         raise NotImplementedError
-
-
-class IndexGrad:
-    """A gradient that is `values` at `index` and zero elsewhere; the engine adds it into a
-    zero buffer of the input's shape, so slicing a step out of a sequence costs O(step)."""
-
-    __slots__ = ("basic", "index", "values")
-
-    def __init__(self, index: Any, values: np.ndarray, basic: bool):
-        self.index, self.values, self.basic = index, values, basic
-
-    def add_into(self, buf: np.ndarray) -> None:
-        if self.basic:  # basic indexing never repeats an element
-            view = buf[self.index]
-            if type(view) is np.ndarray:  # a view: add in place, no write-back by __setitem__
-                view += self.values
-            else:  # every axis indexed by an int: a scalar copy
-                buf[self.index] += self.values
-        else:
-            np.add.at(buf, self.index, self.values)  # repeated indices must accumulate
-
-
-class OuterGrad:
-    """The gradient a.T @ g of a matmul's right operand, kept as its two factors.
-
-    A weight shared by T matmuls (a recurrent weight, one use per step) would cost T thin
-    GEMMs (K, B) @ (B, N) and T additions into a (K, N) buffer. The engine merges the factors
-    of every use instead and sums them with one GEMM per `BLOCK_ROWS` stacked rows, as a
-    hand-written BPTT does after its loop; the block bound keeps the held factors small.
-    """
-
-    __slots__ = ("a", "dense", "g", "rows")
-    BLOCK_ROWS = 512
-
-    def __init__(self, a: np.ndarray, g: np.ndarray):
-        self.a, self.g, self.rows, self.dense = [a], [g], a.shape[0], None
-
-    def merge(self, other: OuterGrad) -> OuterGrad:
-        """Add `other`'s uses to these; returns self."""
-        self.a += other.a
-        self.g += other.g
-        self.rows += other.rows
-        if other.dense is not None:
-            self._add(other.dense)
-        if self.rows >= self.BLOCK_ROWS:
-            self._flush()
-        return self
-
-    def value(self) -> np.ndarray:
-        """The summed gradient, a fresh array."""
-        self._flush()
-        return self.dense
-
-    def _flush(self) -> None:
-        if self.a:
-            a, g = (self.a[0], self.g[0]) if len(self.a) == 1 else (
-                np.concatenate(self.a), np.concatenate(self.g))
-            self.a, self.g, self.rows = [], [], 0
-            self._add(a.T @ g)
-
-    def _add(self, d: np.ndarray) -> None:
-        if self.dense is None:
-            self.dense = d if d.base is None else d.copy()  # own it: it gets added into
-        else:
-            self.dense += d
 
 
 # ---- elementwise binary (broadcasting) ------------------------------------------------------
@@ -532,22 +469,6 @@ class Unbind(Op):
     def backward(self, gs):
         return (np.stack([np.zeros(self.shape, self.dtype) if g is None else g for g in gs],
                          axis=self.axis),)
-
-
-class Port:
-    """Output `index` of a multi-output Op (Split), standing in its consumers' `_parents`. The
-    engine adds the gradients that arrive here into slot `index` of the op's pending list and
-    visits the op once, with every slot filled."""
-
-    __slots__ = ("_retained", "dtype", "index", "node", "shape")
-    requires_grad = True
-    _shape = None  # no gradient matches it: the engine always routes a Port's gradient
-
-    def __init__(self, node: Op, index: int, shape: tuple[int, ...], dtype: np.dtype):
-        self.node, self.index, self.shape, self.dtype = node, index, shape, dtype
-        self._retained = None
-
-    name = property(lambda self: self.node.name)
 
 
 @primitive("embedding", arity=1)

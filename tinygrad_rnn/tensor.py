@@ -18,6 +18,7 @@ import numpy as np
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.engine import run_backward
+from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.ops import Op
 
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
@@ -307,7 +308,7 @@ def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
     for i, piece in enumerate(pieces):
         out = Tensor.__new__(Tensor)
         out.data, out.grad, out.requires_grad = piece, None, record
-        out._op = ops.Port(op, i, piece.shape, piece.dtype) if record else None
+        out._op = Port(op, i, piece.shape, piece.dtype) if record else None
         outs.append(out)
     return outs
 

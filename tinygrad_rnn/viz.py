@@ -18,7 +18,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from tinygrad_rnn.ops import Port
+from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.tensor import Tensor
 
 _STEP = re.compile(r"t=(-?\d+)$")
