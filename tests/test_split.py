@@ -44,6 +44,8 @@ def test_backward_from_a_piece_and_retain_grad_of_a_piece():
     bottom.retain_grad()
     top.backward(np.ones((2, 2)))  # a piece as the root: only its rows get gradient
     np.testing.assert_array_equal(x.grad, [[1, 1], [1, 1], [0, 0], [0, 0]])
+    with pytest.raises(RuntimeError, match="a second time"):
+        bottom.backward(np.ones((2, 2)))  # the split was freed with the first graph
     y = _x(4, 2)
     top, bottom = y.chunk(2, axis=0)
     bottom.retain_grad()

@@ -82,6 +82,8 @@ def run_backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
     """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
     port = root._op
     if type(port) is Port:  # one output of a multi-output op: the op, with one slot seeded
+        if port.node._freed:
+            raise RuntimeError(_FREED)
         seed = [seed if i == port.index else None for i in range(port.node.n_out)]
     with collector_paused():
         _sweep(_node(root), seed, retain_graph)
