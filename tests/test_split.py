@@ -64,3 +64,12 @@ def test_draw_graph_shows_the_split_once():
 def test_bad_sizes_name_the_axis():
     with pytest.raises(ValueError, match=r"split: sizes \[1, 2\] do not split axis 1 of length 4"):
         _x(2, 4).split([1, 2], axis=1)
+
+
+def test_bad_axes_are_index_errors_not_wrapped():
+    with pytest.raises(IndexError, match=r"split: axis 2 is out of range for 2 dimension"):
+        _x(2, 4).split([1, 1], axis=2)  # numpy-style wrapping would cut axis 0 instead
+    with pytest.raises(IndexError, match=r"chunk: axis -3 is out of range"):
+        _x(2, 4).chunk(2, axis=-3)
+    with pytest.raises(IndexError, match=r"unbind: axis 0 is out of range for 0 dimension"):
+        Tensor(np.float64(1.0), requires_grad=True).unbind()

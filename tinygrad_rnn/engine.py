@@ -101,7 +101,7 @@ def _sweep(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
     for node in reversed(order[n_leaves:]):
         g = grads.pop(node, None)
         if type(g) is OuterGrad:  # every use has contributed: sum the rest now
-            g = _dense(g, node._dtype)
+            g = _summed(g, node._dtype)
         if node._freed:
             raise RuntimeError(_FREED)
         if g is None:
@@ -123,7 +123,7 @@ def _sweep(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
             elif key in owned:
                 pending += pg
             else:
-                grads[key] = _dense(pending, parent._dtype) + pg
+                grads[key] = _summed(pending, parent._dtype) + pg
                 owned.add(key)
         if not retain_graph:  # drop the saved arrays and the edges; the node stays, marked
             node.__dict__.clear()
@@ -131,14 +131,15 @@ def _sweep(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
     for leaf in order[:n_leaves]:  # a leaf's gradient is the result
         g = grads.pop(leaf, None)
         if type(g) is OuterGrad:
-            g = _dense(g, leaf._dtype)
+            g = _summed(g, leaf._dtype)
             owned.add(leaf)
         if g is not None:
             leaf.grad = _accumulate_leaf(leaf.grad, g, leaf in owned)
 
 
-def _dense(g: Any, dtype: np.dtype) -> np.ndarray:
-    """An OuterGrad summed into a fresh array of `dtype`; any other gradient as it is."""
+def _summed(g: Any, dtype: np.dtype) -> np.ndarray:
+    """An OuterGrad summed into a fresh array of `dtype`; any other gradient as it is (for
+    every other form, see _densify)."""
     return g.value().astype(dtype, copy=False) if type(g) is OuterGrad else g
 
 
@@ -161,7 +162,7 @@ def _accumulate(grads: dict, owned: set, parent: Any, pg: Any, op: Op) -> None:
             return
         pg = pg.value()  # a dense gradient is pending already: add densely below
     elif type(pending) is OuterGrad:
-        grads[key] = _dense(pending, dtype)  # fresh, so the engine may add into it
+        grads[key] = _summed(pending, dtype)  # fresh, so the engine may add into it
         owned.add(key)
     if isinstance(pg, IndexGrad):
         buf = grads.get(key)

@@ -421,6 +421,13 @@ class GetItem(Op):
         return (IndexGrad(self.index, g, self.basic),)
 
 
+def _axis(axis: int, ndim: int) -> int:
+    """`axis` counted from 0, or an IndexError naming it (as torch's "dimension out of range")."""
+    if not -ndim <= axis < ndim:
+        raise IndexError(f"axis {axis} is out of range for {ndim} dimension(s)")
+    return axis % ndim
+
+
 @primitive("split")
 class Split(Op):
     """Consecutive pieces of `sizes` along `axis` (torch.split): one node with several outputs,
@@ -431,7 +438,7 @@ class Split(Op):
     multi_output = True
 
     def forward(self, x, sizes, axis=0):
-        axis = axis % max(x.ndim, 1)
+        axis = _axis(axis, x.ndim)
         if sum(sizes) != x.shape[axis] or min(sizes, default=1) < 1:
             raise ValueError(f"sizes {list(sizes)} do not split axis {axis} of length "
                              f"{x.shape[axis]}")
@@ -457,9 +464,7 @@ class Unbind(Op):
     multi_output = True
 
     def forward(self, x, axis=0):
-        if x.ndim == 0:
-            raise ValueError("unbind needs at least one dimension")
-        self.axis, self.dtype = axis % x.ndim, x.dtype
+        self.axis, self.dtype = _axis(axis, x.ndim), x.dtype
         lead = (slice(None),) * self.axis
         pieces = [x[lead + (i,)] for i in range(x.shape[self.axis])]  # views
         self.shape = x.shape[:self.axis] + x.shape[self.axis + 1:]

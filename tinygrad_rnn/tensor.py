@@ -243,6 +243,8 @@ class Tensor:
         """Split into `chunks` pieces along `axis` as torch.chunk (the last may be smaller)."""
         if chunks < 1:
             raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
+        if not -self.ndim <= axis < self.ndim:
+            raise IndexError(f"chunk: axis {axis} is out of range for {self.ndim} dimension(s)")
         n = self.shape[axis]
         step = -(-n // chunks)
         return self.split([min(step, n - s) for s in range(0, n, step)], axis)
