@@ -120,18 +120,61 @@ def reshape(draw, op):
 @st.composite
 def transpose(draw, op):
     shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, max_side=3))
-    axes = draw(st.one_of(st.none(), st.permutations(range(len(shape))).map(tuple)))
-    return Case([leaf(draw(values(shape, op.domain)))], {"axes": axes})
+    perm = draw(st.permutations(range(len(shape))))
+    negate = draw(st.lists(st.booleans(), min_size=len(shape), max_size=len(shape)))
+    axes = tuple(a - len(shape) if neg else a for a, neg in zip(perm, negate))  # -1 is last
+    return Case([leaf(draw(values(shape, op.domain)))],
+                {"axes": draw(st.sampled_from([None, axes]))})
+
+
+def index_part(n: int):
+    """One part of an index into an axis of length n, in every form numpy accepts: ints (also
+    negative and numpy ints), slices with any step, and the advanced forms: lists, tuples and
+    ranges, integer arrays (with repeats), boolean masks."""
+    ints = st.integers(-n, n - 1)
+    return st.one_of(
+        ints, ints.map(np.int64),
+        st.builds(slice, st.none() | ints, st.none() | ints,
+                  st.none() | st.sampled_from([1, 2, -1, -2])),
+        st.lists(ints, min_size=1, max_size=4),
+        st.lists(ints, min_size=1, max_size=4).map(tuple),
+        st.integers(0, n).map(range),
+        hnp.arrays(np.intp, st.integers(1, 4), elements=ints),
+        hnp.arrays(np.bool_, n),
+    )
+
+
+ADVANCED = (list, tuple, range, np.ndarray)
+
+
+@st.composite
+def index(draw, shape):
+    """An index into 2-D `shape`: one part per axis (at most one advanced, unless two integer
+    arrays of one length), perhaps with a leading None, an Ellipsis or a boolean scalar."""
+    parts = [draw(index_part(shape[0])), draw(index_part(shape[1]))]
+    if all(isinstance(p, ADVANCED) for p in parts):
+        parts[draw(st.integers(0, 1))] = slice(None)
+    form = draw(st.sampled_from(["tuple", "first", "none", "ellipsis", "bool", "pair"]))
+    if form == "first":  # a bare tuple would index several axes: as x[(0, 1),] instead
+        return (parts[0],) if isinstance(parts[0], tuple) else parts[0]
+    if form == "none":
+        return (None, *parts)
+    if form == "ellipsis":
+        return (Ellipsis, parts[1])
+    if form == "bool":  # False selects nothing: with an array that would not broadcast
+        flag = draw(st.sampled_from([True, np.True_, False]))
+        return (flag, *(slice(None) if isinstance(p, ADVANCED) else p for p in parts))
+    if form == "pair":  # two integer arrays broadcast together, repeats included
+        k = draw(st.integers(1, 4))
+        return tuple(draw(hnp.arrays(np.intp, k, elements=st.integers(-n, n - 1)))
+                     for n in shape)
+    return tuple(parts)
 
 
 @st.composite
 def getitem(draw, op):
     x = draw(values((4, 3), op.domain))
-    index = draw(st.sampled_from([
-        1, -1, (1, 2), slice(1, 3), (slice(None), 2), (slice(None, None, -2), slice(0, 2)),
-        np.array([0, 2, 2, 3]), (np.array([1, 1]), np.array([0, 2])), (Ellipsis, 1),
-    ]))
-    return Case([leaf(x)], {"index": index})
+    return Case([leaf(x)], {"index": draw(index((4, 3)))})
 
 
 @st.composite
@@ -178,7 +221,7 @@ CASES = {
     "matmul": matmul, "addmm": addmm, "addcmul": ternary, "where": where,
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
     "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
-    "clip": clip, "sum": reduction, "max": lambda op: reduction(op, unique=True),
+    "clip": clip, "sum": reduction, "mean": reduction, "max": lambda op: reduction(op, unique=True),
     "reshape": reshape, "transpose": transpose, "getitem": getitem, "split": split, "unbind": unbind,
     "embedding": embedding,
     "cat": join, "stack": join,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn import versions
 from tinygrad_rnn.gradients import IndexGrad, OuterGrad, Port
 from tinygrad_rnn.ops import Op
 
@@ -49,15 +50,25 @@ def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def toposort(root: Any) -> list[Any]:
     """Graph nodes that need grad under `root` (Ops, and leaf Tensors), inputs before outputs,
-    without recursion.
+    without recursion. Raises if an array an op saved was changed in place since (versions.py).
 
     An op's output is created after its inputs, so creation order (`_seq`) is a topological
     order: collect what `root` reaches, then sort (as PyTorch's sequence numbers do).
     """
+    compared: set[Any] = set()
+    top = root._op or root
+    if top._guard is not None:
+        versions.check(top, None, compared)
     root = _node(root)
     order, seen, todo = [root], {root}, [root]  # nodes hash by identity
     while todo:
-        for p in todo.pop()._parents:
+        node = todo.pop()
+        for p in node._parents:
+            g = p._guard
+            if g is not None and (g.copy is not None or g.written > node._seq or not g.leaf):
+                # handed out, written since `node` was recorded, or an op's output: a look.
+                # A leaf's older write (an optimizer step before this forward) costs nothing.
+                versions.check(p, node, compared)
             if type(p) is Port:
                 p = p.node
             if p.requires_grad and p not in seen:
@@ -86,17 +97,21 @@ def run_backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
             raise RuntimeError(_FREED)
         seed = [seed if i == port.index else None for i in range(port.node.n_out)]
     with collector_paused():
-        _sweep(_node(root), seed, retain_graph)
+        try:
+            _sweep(root, seed, retain_graph)
+        finally:
+            versions.backward_done()
 
 
 _FREED = ("backward: trying to backward through a graph a second time; its saved arrays were "
           "freed. Pass retain_graph=True the first time.")
 
 
-def _sweep(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
+def _sweep(root_tensor: Any, seed: np.ndarray, retain_graph: bool) -> None:
+    order = toposort(root_tensor)  # first: it checks for in-place changes before any work
+    root = _node(root_tensor)
     grads: dict[Any, Any] = {root: seed}  # keyed by node (identity hash)
     owned: set[Any] = set()  # grads the engine allocated itself, safe to add into in place
-    order = toposort(root)
     n_leaves = bisect.bisect_right(order, 0, key=_seq_of)  # leaves sort first (_seq 0)
     for node in reversed(order[n_leaves:]):
         g = grads.pop(node, None)

@@ -83,12 +83,12 @@ class Port:
     engine adds the gradients that arrive here into slot `index` of the op's pending list and
     visits the op once, with every slot filled."""
 
-    __slots__ = ("_retained", "dtype", "index", "node", "shape")
+    __slots__ = ("_guard", "_retained", "dtype", "index", "node", "shape")
     requires_grad = True
     _shape = None  # no gradient matches it: the engine always routes a Port's gradient
 
     def __init__(self, node: Any, index: int, shape: tuple[int, ...], dtype: np.dtype):
         self.node, self.index, self.shape, self.dtype = node, index, shape, dtype
-        self._retained = None
+        self._retained = self._guard = None  # _guard: see versions.py
 
     name = property(lambda self: self.node.name)

@@ -37,7 +37,8 @@ class Op:
     the inputs' nodes (an input's Op, or the input itself when it is a leaf), so the graph
     keeps what backward saved and nothing else; an intermediate Tensor is freed as soon as
     the user drops it. The engine (tensor.apply) sets `_shape` and `_dtype` (the output's),
-    `_scope` and `_seq`; a subclass keeps its own state in any other attribute.
+    `_scope` and `_seq`; a subclass keeps its own state in any other attribute. `saves` lists
+    the inputs whose arrays backward reads (None: all of them), for the in-place check.
     """
 
     __slots__ = ("__dict__", "_dtype", "_parents", "_scope", "_seq", "_shape", "needs")
@@ -46,6 +47,8 @@ class Op:
     requires_grad = True  # a node exists only for an output that needs grad
     _freed = False  # set once backward has dropped the saved arrays
     _retained: Any = None  # weakref to the output Tensor, when it called retain_grad()
+    _guard: Any = None  # versions.Guard once the output's array was written or handed out
+    saves: tuple[int, ...] | None = None
 
     @property
     def _op(self) -> Op:
@@ -68,6 +71,8 @@ class Op:
 
 @primitive("add", arity=2)
 class Add(Op):
+    saves = ()
+
     def forward(self, x, y):
         return x + y
 
@@ -77,6 +82,8 @@ class Add(Op):
 
 @primitive("sub", arity=2)
 class Sub(Op):
+    saves = ()
+
     def forward(self, x, y):
         return x - y
 
@@ -96,6 +103,8 @@ class Mul(Op):
 
 @primitive("div", arity=2, domain=(0.5, 2.0))
 class Div(Op):
+    saves = (1,)
+
     def forward(self, x, y):
         self.y = y
         self.out = x / y
@@ -110,12 +119,18 @@ class Div(Op):
 class Pow(Op):
     def forward(self, x, y):
         self.x, self.y = x, y
-        self.out = x ** y
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, as torch
+            self.out = x ** y
         return self.out
 
     def backward(self, g):
-        gx = g * self.y * self.x ** (self.y - 1) if self.needs[0] else None
-        gy = g * self.out * np.log(self.x) if self.needs[1] else None  # only for x > 0
+        x, y = self.x, self.y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # d/dx = y x^(y-1), 0 where y == 0 (also at x == 0, as torch); d/dy = x^y log x,
+            # 0 where x == 0 and y >= 0 (the limit), as torch
+            gx = g * np.where(y == 0, 0, y * x ** (y - 1)) if self.needs[0] else None
+            gy = (g * np.where((x == 0) & (y >= 0), 0, self.out * np.log(x))
+                  if self.needs[1] else None)
         return gx, gy
 
 
@@ -166,6 +181,8 @@ class AddMM(Op):
     """c + a @ b for 2-D a, b (torch.addmm): c is added into the product's buffer, so no
     separate a @ b array stays alive in the graph (an RNN step's gates, an input projection)."""
 
+    saves = (1, 2)
+
     def forward(self, c, a, b):
         if a.ndim != 2 or b.ndim != 2:
             raise ValueError(f"a and b must be 2-D, got {a.shape} and {b.shape}")
@@ -183,6 +200,8 @@ class AddMM(Op):
 class AddCMul(Op):
     """c + a * b with broadcasting (torch.addcmul): c is added into the product's buffer, so no
     separate a * b array stays alive in the graph (an LSTM's f * c + i * g, a gate's affine)."""
+
+    saves = (1, 2)
 
     def forward(self, c, a, b):
         self.a, self.b = a, b
@@ -205,6 +224,8 @@ def _add_into(out: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 @primitive("where", arity=3, nondiff=(0,))
 class Where(Op):
+    saves = ()  # cond is saved as a boolean copy
+
     def forward(self, cond, a, b):
         self.cond = cond.astype(bool)
         return np.where(self.cond, a, b)
@@ -220,6 +241,8 @@ class Where(Op):
 
 @primitive("neg")
 class Neg(Op):
+    saves = ()
+
     def forward(self, x):
         return -x
 
@@ -229,6 +252,8 @@ class Neg(Op):
 
 @primitive("exp")
 class Exp(Op):
+    saves = ()
+
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -249,6 +274,8 @@ class Log(Op):
 
 @primitive("sqrt", domain=(0.5, 2.0))
 class Sqrt(Op):
+    saves = ()
+
     def forward(self, x):
         self.out = np.sqrt(x)
         return self.out
@@ -269,6 +296,8 @@ class Abs(Op):
 
 @primitive("tanh")
 class Tanh(Op):
+    saves = ()
+
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -281,6 +310,8 @@ class Tanh(Op):
 
 @primitive("sigmoid")
 class Sigmoid(Op):
+    saves = ()
+
     def forward(self, x):
         out = np.tanh(x * 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
         out += 1.0
@@ -297,6 +328,8 @@ class Sigmoid(Op):
 
 @primitive("relu")
 class Relu(Op):
+    saves = ()
+
     def forward(self, x):
         self.out = np.maximum(x, 0)
         return self.out
@@ -324,15 +357,45 @@ class Clip(Op):
 
 # ---- reductions ----------------------------------------------------------------------------
 
-def _kept_shape(shape: tuple[int, ...], axis) -> tuple[int, ...]:
-    axes = range(len(shape)) if axis is None else np.atleast_1d(axis) % max(len(shape), 1)
-    reduced = {int(a) for a in axes}
+def is_int(v: Any) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def axis_index(fn: str, axis: Any, ndim: int) -> int:
+    """_axis for a caller outside an op's forward: its errors name `fn`."""
+    try:
+        return _axis(axis, ndim)
+    except (TypeError, IndexError) as err:
+        raise type(err)(f"{fn}: {err}") from None
+
+
+def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """A reduction's `axis` (None, an int or a tuple of ints) as distinct axes from 0."""
+    if axis is None:
+        return None
+    parts = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if not all(is_int(a) for a in parts):
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
+    out = tuple(int(a) % max(ndim, 1) for a in parts if -max(ndim, 1) <= a < max(ndim, 1))
+    if len(out) < len(parts):
+        raise IndexError(f"axis {axis} is out of range for {ndim} dimension(s)")
+    if len(set(out)) < len(out):
+        raise ValueError(f"axis {axis} repeats an axis")
+    return out if ndim else ()
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    reduced = range(len(shape)) if axes is None else axes
     return tuple(1 if i in reduced else n for i, n in enumerate(shape))
 
 
 @primitive("sum")
 class Sum(Op):
+    saves = ()
+
     def forward(self, x, axis=None, keepdims=False):
+        axis = _axes(axis, x.ndim)
         self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
         return np.asarray(x.sum(axis=axis, keepdims=keepdims))
 
@@ -340,17 +403,40 @@ class Sum(Op):
         return (np.broadcast_to(g.reshape(self.kept), self.shape),)
 
 
+@primitive("mean")
+class Mean(Op):
+    """Mean over `axis`: NaN for an empty reduction (as torch), and float16 summed in float32
+    (numpy's mean) so a large array does not overflow."""
+
+    saves = ()
+
+    def forward(self, x, axis=None, keepdims=False):
+        axis = _axes(axis, x.ndim)
+        self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
+        count = x.size // max(math.prod(self.kept), 1) if x.size else 0
+        self.scale = 1.0 / count if count else 0.0
+        if count == 0:  # numpy warns and divides 0 by 0; torch gives NaN quietly
+            return np.full(np.sum(x, axis=axis, keepdims=keepdims).shape, np.nan, x.dtype)
+        return np.asarray(np.mean(x, axis=axis, keepdims=keepdims), x.dtype)
+
+    def backward(self, g):
+        return (np.broadcast_to(g.reshape(self.kept) * self.scale, self.shape),)
+
+
 @primitive("max")
 class Max(Op):
     def forward(self, x, axis=None, keepdims=False):
         if x.size == 0:
             raise ValueError("max of an empty tensor")
+        axis = _axes(axis, x.ndim)
         self.x, self.kept = x, _kept_shape(x.shape, axis)
         self.out = np.asarray(x.max(axis=axis, keepdims=True))
         return self.out if keepdims else self.out.squeeze(axis)
 
     def backward(self, g):
         hit = self.x == self.out
+        if self.x.dtype.kind == "f" and np.isnan(self.out).any():  # a NaN is the max: it
+            hit |= np.isnan(self.x) & np.isnan(self.out)  # takes the gradient, as torch
         share = hit / hit.sum(axis=tuple(i for i, n in enumerate(self.kept) if n == 1),
                               keepdims=True)  # ties share the gradient equally
         return (g.reshape(self.kept) * share.astype(g.dtype),)
@@ -360,6 +446,8 @@ class Max(Op):
 
 @primitive("reshape")
 class Reshape(Op):
+    saves = None  # its output is a view of x, which a consumer may have saved
+
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)
@@ -370,8 +458,17 @@ class Reshape(Op):
 
 @primitive("transpose")
 class Transpose(Op):
+    saves = None  # its output is a view of x, which a consumer may have saved
+
     def forward(self, x, axes=None):
-        self.axes = tuple(range(x.ndim))[::-1] if axes is None else axes
+        if axes is None:
+            axes = tuple(range(x.ndim))[::-1]
+        elif not all(is_int(a) for a in axes):
+            raise TypeError(f"axes must be ints, got {axes!r}")
+        elif sorted(int(a) % max(x.ndim, 1) if -x.ndim <= a < x.ndim else -1
+                    for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"axes {tuple(axes)} are not a permutation of {x.ndim} axes")
+        self.axes = tuple(int(a) % x.ndim for a in axes)  # negative axes counted from 0
         return x.transpose(self.axes)
 
     def backward(self, g):
@@ -379,8 +476,10 @@ class Transpose(Op):
 
 
 def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
-    """Make index arrays intp (or bool) and reject float ones, naming the indexed shape."""
-    parts = index if isinstance(index, tuple) else (index,)
+    """Any index numpy accepts, with every advanced part (a list, a tuple or range inside a
+    tuple, a boolean scalar, an array) made an intp or bool array, so the backward knows which
+    parts may repeat elements; a float or another object is an IndexError naming it."""
+    parts = index if type(index) is tuple else (index,)
     for part in parts:
         if type(part) not in _BASIC_PARTS:
             break
@@ -388,16 +487,32 @@ def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
         return index  # slices and ints, as in x[:, t]: nothing to normalise
     out = []
     for part in parts:
-        if isinstance(part, (list, np.ndarray)):
+        if isinstance(part, (bool, np.bool_)):  # x[True]: a new axis of length 1 (advanced)
             part = np.asarray(part)
-            if part.dtype.kind not in "biu" and part.size:
-                raise IndexError(f"getitem: indices must be integer or boolean, got a "
-                                 f"{part.dtype} array indexing shape {shape}")
-            part = part.astype(np.intp) if part.dtype.kind != "b" else part
-        elif isinstance(part, float):
-            raise IndexError(f"getitem: index {part} is a float, indexing shape {shape}")
+        elif is_int(part):
+            part = int(part)
+        elif isinstance(part, (list, tuple, range, np.ndarray)):
+            try:
+                part = np.asarray(part)
+            except ValueError:
+                raise IndexError(f"ragged index {part!r} indexing shape {shape}"
+                                 ) from None
+            if part.dtype.kind not in "biu":
+                if part.size:
+                    raise IndexError(f"indices must be integer or boolean, got a "
+                                     f"{part.dtype} array indexing shape {shape}")
+                part = part.astype(np.intp)  # an empty list selects nothing
+            elif part.dtype.kind != "b":
+                part = part.astype(np.intp)
+        elif not isinstance(part, _BASIC_PARTS):
+            if hasattr(part, "__index__"):
+                part = part.__index__()
+            else:
+                raise IndexError(f"an index must be an int, slice, None, Ellipsis, "
+                                 f"bool or an integer/boolean array, got {part!r} indexing "
+                                 f"shape {shape}")
         out.append(part)
-    return tuple(out) if isinstance(index, tuple) else out[0]
+    return tuple(out) if type(index) is tuple else out[0]
 
 
 _BASIC_PARTS = (slice, int, type(None), type(Ellipsis))
@@ -413,7 +528,10 @@ def _is_basic(index: Any) -> bool:
 
 @primitive("getitem")
 class GetItem(Op):
+    saves = None  # its output is a view of x, which a consumer may have saved
+
     def forward(self, x, index):
+        index = normalize_index(index, x.shape)
         self.index, self.basic = index, _is_basic(index)
         return x[index]
 
@@ -421,11 +539,14 @@ class GetItem(Op):
         return (IndexGrad(self.index, g, self.basic),)
 
 
-def _axis(axis: int, ndim: int) -> int:
-    """`axis` counted from 0, or an IndexError naming it (as torch's "dimension out of range")."""
+def _axis(axis: Any, ndim: int) -> int:
+    """`axis` counted from 0, or an IndexError naming it (as torch's "dimension out of range");
+    inside an op's forward, whose errors apply() prefixes with the op's name."""
+    if not is_int(axis):
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     if not -ndim <= axis < ndim:
         raise IndexError(f"axis {axis} is out of range for {ndim} dimension(s)")
-    return axis % ndim
+    return int(axis) % ndim
 
 
 @primitive("split")
@@ -435,11 +556,15 @@ class Split(Op):
     rather than a zero buffer plus one strided addition per piece. Its outputs reach their
     consumers' graphs as Ports (tensor.apply_multi records it)."""
 
+    saves = None  # its output is a view of x, which a consumer may have saved
+
     multi_output = True
 
     def forward(self, x, sizes, axis=0):
         axis = _axis(axis, x.ndim)
-        if sum(sizes) != x.shape[axis] or min(sizes, default=1) < 1:
+        if not all(is_int(n) for n in sizes):
+            raise TypeError(f"sizes must be ints, got {list(sizes)}")
+        if sum(sizes) != x.shape[axis] or min(sizes, default=0) < 0 or not sizes:
             raise ValueError(f"sizes {list(sizes)} do not split axis {axis} of length "
                              f"{x.shape[axis]}")
         self.axis, self.dtype = axis, x.dtype
@@ -461,6 +586,8 @@ class Unbind(Op):
     """Every slice along `axis`, that axis removed (torch.unbind): an unroll's T input steps as
     one node, whose backward stacks the steps' gradients (zeros for a step without one)."""
 
+    saves = None  # its output is a view of x, which a consumer may have saved
+
     multi_output = True
 
     def forward(self, x, axis=0):
@@ -479,6 +606,8 @@ class Unbind(Op):
 @primitive("embedding", arity=1)
 class Embedding(Op):
     """Rows of a (num_embeddings, dim) table; the padding row gets no gradient."""
+
+    saves = ()
 
     def forward(self, weight, indices, padding_idx=None):
         n = weight.shape[0]
@@ -500,9 +629,20 @@ class Embedding(Op):
 
 @primitive("cat", arity=-1)
 class Cat(Op):
+    saves = ()
+
     def forward(self, *xs, axis=0):
         if not xs:
             raise ValueError("needs at least one tensor")
+        for i, x in enumerate(xs):
+            if x.ndim == 0:
+                raise ValueError(f"a zero-dimensional tensor (at position {i}) cannot be "
+                                 f"concatenated; use stack")
+        axis = _axis(axis, xs[0].ndim)
+        for i, x in enumerate(xs):
+            if x.shape[:axis] + x.shape[axis + 1:] != xs[0].shape[:axis] + xs[0].shape[axis + 1:]:
+                raise ValueError(f"the tensor at position {i} has shape {x.shape}, which "
+                                 f"differs from {xs[0].shape} outside axis {axis}")
         self.ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
         self.axis = axis
         return np.concatenate(xs, axis=axis)
@@ -513,11 +653,17 @@ class Cat(Op):
 
 @primitive("stack", arity=-1)
 class Stack(Op):
+    saves = ()
+
     def forward(self, *xs, axis=0):
         if not xs:
             raise ValueError("needs at least one tensor")
-        self.axis = axis
-        return np.stack(xs, axis=axis)
+        for i, x in enumerate(xs):
+            if x.shape != xs[0].shape:
+                raise ValueError(f"every tensor needs one shape: position {i} has {x.shape}, "
+                                 f"position 0 {xs[0].shape}")
+        self.axis = _axis(axis, xs[0].ndim + 1)
+        return np.stack(xs, axis=self.axis)
 
     def backward(self, g):
         return tuple(np.moveaxis(g, self.axis, 0))

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import itertools
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn import ops
+from tinygrad_rnn import ops, versions
 from tinygrad_rnn.engine import run_backward
 from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.ops import Op
@@ -24,7 +23,6 @@ from tinygrad_rnn.ops import Op
 _GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
 _SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
 _default_dtype = np.dtype(np.float32)
-_SEQUENCE = itertools.count(1)  # stamps recorded op outputs in creation order (see toposort)
 
 
 def set_default_dtype(dtype: Any) -> None:
@@ -75,72 +73,153 @@ def current_scope() -> tuple[str, ...]:
     return _SCOPE.get()
 
 
-def _as_array(data: Any, dtype: Any) -> np.ndarray:
+def _as_array(data: Any, dtype: Any, copy: bool = True) -> np.ndarray:
+    """`data` as a numeric array (a copy unless `copy` is False), or a TypeError/ValueError
+    naming what was wrong: strings, objects, ragged sequences, an unknown dtype."""
+    if dtype is not None:
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"Tensor: dtype {dtype!r} is not a numpy dtype") from None
+        if dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: dtype must be boolean, integer or floating, got {dtype}")
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, (np.ndarray, np.generic)):
-        arr = np.asarray(data)
-        return arr if dtype is None else arr.astype(dtype, copy=False)
-    arr = np.asarray(data)
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        arr = np.array(data, dtype=dtype, copy=copy or None)  # as torch.tensor: a copy
+    elif data is None or isinstance(data, (str, bytes, dict, set)):
         raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} data")
-    return arr.astype(_default_dtype if dtype is None else dtype, copy=False)
+    else:
+        try:
+            arr = np.asarray(data)
+        except ValueError:
+            raise ValueError("Tensor: data is a ragged nested sequence (rows of different "
+                             "lengths); expected a rectangular array") from None
+        if arr.dtype.kind in "biuf":
+            arr = arr.astype(_default_dtype if dtype is None else dtype)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"Tensor: data must be numeric (bool, int or float), got "
+                        f"{type(data).__name__} of dtype {arr.dtype}")
+    return arr
 
 
 class Tensor:
     """An n-dimensional numpy array that records the ops applied to it for reverse-mode autodiff.
 
     Args:
-        data: array-like. Float numpy arrays keep their dtype, Python numbers and lists become
-            the default dtype, integer arrays stay integer (indices).
+        data: array-like, copied (as torch.tensor; `Tensor.from_numpy` shares instead). Float
+            numpy arrays keep their dtype, Python numbers and lists become the default dtype,
+            integer and boolean arrays keep theirs (indices, masks).
         requires_grad: accumulate d(output)/d(self) into `.grad` on backward.
         dtype: optional dtype to cast to.
     """
 
-    __slots__ = ("__weakref__", "_op", "data", "grad", "requires_grad")
+    __slots__ = ("__weakref__", "_data", "_guard", "_op", "grad", "requires_grad")
     __array_ufunc__ = None  # ndarray (op) Tensor defers to Tensor's reflected operator
     # a Tensor in the graph is a leaf: no parents, no scope, first in creation order
     _parents: tuple = ()
     _scope: tuple = ()
     _seq = 0
     _freed = False
-    _shape = property(lambda self: self.data.shape)  # as a node's, for the engine
-    _dtype = property(lambda self: self.data.dtype)
+    _shape = property(lambda self: self._data.shape)  # as a node's, for the engine
+    _dtype = property(lambda self: self._data.dtype)
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None):
-        self.data = _as_array(data, dtype)
-        if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(f"Tensor: requires_grad needs a floating dtype, got {self.data.dtype}")
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Tensor: requires_grad must be a bool, got "
+                            f"{type(requires_grad).__name__}")
+        self._data = _as_array(data, dtype)
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError(f"Tensor: requires_grad needs a floating dtype, got "
+                            f"{self._data.dtype}")
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self._op: Op | None = None  # the node that made this tensor; None for a leaf
+        self._guard: versions.Guard | None = None  # see versions.py
+
+    @classmethod
+    def from_numpy(cls, array: np.ndarray) -> Tensor:
+        """A tensor sharing `array`'s memory, as torch.from_numpy: later writes into the array
+        are the tensor's values (and, between a forward and its backward, an error there)."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"Tensor.from_numpy: expected an np.ndarray, got "
+                            f"{type(array).__name__}")
+        out = _wrap(_as_array(array, None, copy=False))
+        versions.expose(out)
+        return out
+
+    # ---- data, and the in-place change detector (see versions.py) -----------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The values. The array is handed out, so writes into it are watched: one made between
+        a forward that saved this tensor and its backward makes backward raise."""
+        versions.expose(self)
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        arr = value._data if isinstance(value, Tensor) else value
+        if not isinstance(arr, np.ndarray):
+            arr = _as_array(arr, self._data.dtype)
+        elif arr.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor.data: expected a numeric array, got dtype {arr.dtype}")
+        if self.requires_grad and arr.dtype.kind != "f":
+            raise TypeError(f"Tensor.data: a tensor that requires grad needs a floating array, "
+                            f"got {arr.dtype}")
+        self._data = arr
+        versions.written(self)
+        versions.expose(self)  # the caller may keep a reference to this array: watch it
+
+    def _assign(self, array: np.ndarray) -> None:
+        """Take `array`, which nobody else holds, as the values (the library's own writes:
+        initialisation, load_state_dict, to(), optimizer steps): ops recorded before now see
+        stale values, so a backward through them raises."""
+        self._data = array
+        versions.written(self)
 
     # ---- plain attributes -------------------------------------------------------------
-    shape = property(lambda self: self.data.shape)
-    ndim = property(lambda self: self.data.ndim)
-    dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
+    shape = property(lambda self: self._data.shape)
+    ndim = property(lambda self: self._data.ndim)
+    dtype = property(lambda self: self._data.dtype)
+    size = property(lambda self: self._data.size)
     is_leaf = property(lambda self: self._op is None)
     op_name = property(lambda self: self._op.name if self._op is not None else None)
 
     def __len__(self) -> int:
-        return len(self.data)
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._data)
 
     def __repr__(self) -> str:
         extra = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({np.array2string(self.data, precision=4)}, dtype={self.dtype}{extra})"
+        return f"Tensor({np.array2string(self._data, precision=4)}, dtype={self.dtype}{extra})"
 
     def numpy(self) -> np.ndarray:
+        """The values as the numpy array itself (shared, as torch's .numpy())."""
         return self.data
 
     def item(self) -> float:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item: only a one-element tensor converts, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise ValueError(f"bool: the truth value of a tensor with {self._data.size} "
+                             f"elements is ambiguous (use .any() or .all() on .numpy())")
+        return bool(self._data.item())
 
     def detach(self) -> Tensor:
-        """The same data, cut from the graph (no grad)."""
-        return Tensor(self.data)
+        """The same data, shared (as torch), cut from the graph (no grad)."""
+        out = _wrap(self.data)
+        versions.expose(out)
+        return out
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. dLoss/dh_t)."""
@@ -160,12 +239,16 @@ class Tensor:
             raise RuntimeError("backward: this tensor does not require grad (no input has "
                                "requires_grad=True, or it was made under no_grad)")
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(f"backward: grad must be given for a non-scalar output of "
                                    f"shape {self.shape}")
             seed = np.ones(self.shape, self.dtype)
         else:
-            seed = np.asarray(grad.data if isinstance(grad, Tensor) else grad, self.dtype)
+            try:
+                seed = np.asarray(grad._data if isinstance(grad, Tensor) else grad, self.dtype)
+            except (TypeError, ValueError):
+                raise TypeError(f"backward: grad must be numeric, got {type(grad).__name__}"
+                                ) from None
             if seed.shape != self.shape:
                 raise ValueError(f"backward: grad of shape {seed.shape} for a tensor of shape "
                                  f"{self.shape}")
@@ -192,6 +275,60 @@ class Tensor:
     def __matmul__(self, o): return apply(ops.MatMul, self, self._lift(o))
     def __rmatmul__(self, o): return apply(ops.MatMul, self._lift(o), self)
     def __neg__(self): return apply(ops.Neg, self)
+    __hash__ = object.__hash__  # tensors hash by identity; == is elementwise, as torch
+
+    # ---- comparisons: boolean tensors, no gradient (as torch) ------------------------------
+    def _compare(self, o: Any, ufunc: np.ufunc) -> Tensor:
+        if o is None or isinstance(o, (str, bytes)):
+            return NotImplemented
+        other = o._data if isinstance(o, Tensor) else np.asarray(o)
+        if other.dtype.kind not in "biuf":
+            return NotImplemented
+        try:
+            return _wrap(np.asarray(ufunc(self._data, other)))
+        except ValueError:
+            raise ValueError(f"{ufunc.__name__}: shapes {self.shape} and {other.shape} do not "
+                             f"broadcast") from None
+
+    def __eq__(self, o): return self._compare(o, np.equal)  # type: ignore[override]
+    def __ne__(self, o): return self._compare(o, np.not_equal)  # type: ignore[override]
+    def __lt__(self, o): return self._compare(o, np.less)
+    def __le__(self, o): return self._compare(o, np.less_equal)
+    def __gt__(self, o): return self._compare(o, np.greater)
+    def __ge__(self, o): return self._compare(o, np.greater_equal)
+
+    # ---- in-place operators -------------------------------------------------------------
+    def _inplace(self, op_cls: type[Op], o: Any, ufunc: np.ufunc) -> Tensor:
+        """`self op= o`: while grad is recorded a new node (Python rebinds the name), except on
+        a leaf that requires grad, an error as torch; otherwise a write into the array, which
+        makes a backward through an op that saved it raise."""
+        other = self._lift(o)
+        if _GRAD_ENABLED.get() and (self.requires_grad or other.requires_grad):
+            if self._op is None and self.requires_grad:
+                raise RuntimeError(f"{op_cls.name}: a leaf tensor that requires grad cannot be "
+                                   f"changed in place while grad is recorded; do it under "
+                                   f"no_grad()")
+            return apply(op_cls, self, other)
+        try:
+            result = ufunc(self._data, other._data)
+        except ValueError:
+            raise ValueError(f"{op_cls.name}: shapes {self.shape} and {other.shape} do not "
+                             f"broadcast") from None
+        if result.shape != self.shape:
+            raise ValueError(f"{op_cls.name}: the result's shape {result.shape} differs from the "
+                             f"tensor's {self.shape}; an in-place operation keeps the shape")
+        try:
+            np.copyto(self._data, result, casting="same_kind")
+        except TypeError:
+            raise TypeError(f"{op_cls.name}: a {result.dtype} result cannot be written into a "
+                            f"{self.dtype} tensor in place") from None
+        versions.written(self)
+        return self
+
+    def __iadd__(self, o): return self._inplace(ops.Add, o, np.add)
+    def __isub__(self, o): return self._inplace(ops.Sub, o, np.subtract)
+    def __imul__(self, o): return self._inplace(ops.Mul, o, np.multiply)
+    def __itruediv__(self, o): return self._inplace(ops.Div, o, np.true_divide)
 
     # ---- methods ------------------------------------------------------------------------
     def exp(self) -> Tensor: return apply(ops.Exp, self)
@@ -210,8 +347,8 @@ class Tensor:
         return apply(ops.Sum, self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-        total = self.sum(axis, keepdims)
-        return total * (total.data.size / self.data.size)
+        """Mean (NaN for an empty tensor, as torch; float16 accumulates in float32)."""
+        return apply(ops.Mean, self, axis=axis, keepdims=keepdims)
 
     def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum; ties share the gradient equally."""
@@ -234,23 +371,32 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, tuple):
-            index = tuple([i.data if isinstance(i, Tensor) else i for i in index])
+            index = tuple([i._data if isinstance(i, Tensor) else i for i in index])
         elif isinstance(index, Tensor):
-            index = index.data
-        return apply(ops.GetItem, self, index=ops.normalize_index(index, self.shape))
+            index = index._data
+        return apply(ops.GetItem, self, index=index)
 
     def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
         """Split into `chunks` pieces along `axis` as torch.chunk (the last may be smaller)."""
+        if not ops.is_int(chunks):
+            raise TypeError(f"chunk: chunks must be an int, got {type(chunks).__name__}")
         if chunks < 1:
             raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
-        if not -self.ndim <= axis < self.ndim:
-            raise IndexError(f"chunk: axis {axis} is out of range for {self.ndim} dimension(s)")
-        n = self.shape[axis]
-        step = -(-n // chunks)
-        return self.split([min(step, n - s) for s in range(0, n, step)], axis)
+        n = self.shape[ops.axis_index("chunk", axis, self.ndim)]
+        step = max(-(-n // chunks), 1)
+        return self.split([min(step, n - s) for s in range(0, n, step)] or [0], axis)
 
-    def split(self, sizes: Sequence[int], axis: int = 0) -> list[Tensor]:
-        """Consecutive pieces of the given sizes along `axis` (torch.split with a list)."""
+    def split(self, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+        """Consecutive pieces along `axis` (torch.split): `sizes` lists their lengths, or is one
+        length for every piece (the last may be shorter)."""
+        if ops.is_int(sizes):
+            n, size = self.shape[ops.axis_index("split", axis, self.ndim)], int(sizes)
+            if size < 1:
+                raise ValueError(f"split: a split size must be >= 1, got {size}")
+            sizes = [min(size, n - s) for s in range(0, n, size)] or [0]
+        elif isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+            raise TypeError(f"split: sizes must be an int or a sequence of ints, got "
+                            f"{type(sizes).__name__}")
         return apply_multi(ops.Split, self, sizes=list(sizes), axis=axis)
 
     def unbind(self, axis: int = 0) -> list[Tensor]:
@@ -274,19 +420,20 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     needs, arrays, nodes = [], [], []  # one loop, no comprehension frames: a hot path
     for t in inputs:
         needs.append(t.requires_grad)
-        arrays.append(t.data)
+        arrays.append(t._data)
         nodes.append(t._op or t)  # the graph holds nodes, not tensors: see ops.Op
+        if t._guard is not None and t._guard.copy is not None:  # handed out: see versions.py
+            versions.on_record(t)
     op.needs = needs = tuple(needs)
     try:
         data = op.forward(*arrays, **kwargs)
     except (ValueError, IndexError, TypeError) as err:
-        shapes = ", ".join(str(t.shape) for t in inputs)
-        raise type(err)(f"{op_cls.name}: {err} (input shapes {shapes})") from None
+        raise _named(err, op_cls.name, inputs) from None
     out = Tensor.__new__(Tensor)
-    out.data, out.grad = data, None
+    out._data, out.grad, out._guard = data, None, None
     if True in needs and _GRAD_ENABLED.get():
         out.requires_grad, out._op = True, op
-        op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(_SEQUENCE)
+        op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(versions.SEQUENCE)
         op._shape, op._dtype = data.shape, data.dtype
     else:
         out.requires_grad, out._op = False, None
@@ -298,31 +445,55 @@ def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
     one recorded op."""
     op = op_cls()
     op.needs = (x.requires_grad,)
+    if x._guard is not None and x._guard.copy is not None:
+        versions.on_record(x)
     try:
-        pieces = op.forward(x.data, **kwargs)
+        pieces = op.forward(x._data, **kwargs)
     except (ValueError, IndexError, TypeError) as err:
-        raise type(err)(f"{op_cls.name}: {err} (input shape {x.shape})") from None
+        raise _named(err, op_cls.name, (x,)) from None
     record = x.requires_grad and _GRAD_ENABLED.get()
     if record:
-        op._parents, op._scope, op._seq = (x._op or x,), _SCOPE.get(), next(_SEQUENCE)
-        op._shape, op._dtype = x.data.shape, x.data.dtype
+        op._parents, op._scope, op._seq = (x._op or x,), _SCOPE.get(), next(versions.SEQUENCE)
+        op._shape, op._dtype = x._data.shape, x._data.dtype
     outs = []
     for i, piece in enumerate(pieces):
         out = Tensor.__new__(Tensor)
-        out.data, out.grad, out.requires_grad = piece, None, record
+        out._data, out.grad, out.requires_grad, out._guard = piece, None, record, None
         out._op = Port(op, i, piece.shape, piece.dtype) if record else None
         outs.append(out)
     return outs
 
 
+def _named(err: Exception, name: str, inputs: Sequence[Tensor]) -> Exception:
+    """`err` from inside an op's forward, as a plain built-in error naming the op and shapes."""
+    shapes = ", ".join(str(t.shape) for t in inputs)
+    kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(err, k))
+    return kind(f"{name}: {err} (input shapes {shapes})")
+
+
+def _wrap(data: np.ndarray) -> Tensor:
+    """A leaf Tensor around `data` itself (no copy, no grad)."""
+    out = Tensor.__new__(Tensor)
+    out._data, out.grad, out.requires_grad, out._op, out._guard = data, None, False, None, None
+    return out
+
+
+def _sequence_of_tensors(fn: str, tensors: Any) -> list[Tensor]:
+    if isinstance(tensors, (Tensor, np.ndarray, str, bytes)) or not isinstance(
+            tensors, (Sequence, Iterator)):
+        raise TypeError(f"{fn}: tensors must be a sequence of tensors, got "
+                        f"{type(tensors).__name__}")
+    return [_tensor(t) for t in tensors]
+
+
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Concatenate along an existing axis."""
-    return apply(ops.Cat, *[_tensor(t) for t in tensors], axis=axis)
+    """Concatenate along an existing axis (torch.cat)."""
+    return apply(ops.Cat, *_sequence_of_tensors("cat", tensors), axis=axis)
 
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Stack along a new axis."""
-    return apply(ops.Stack, *[_tensor(t) for t in tensors], axis=axis)
+    """Stack along a new axis (torch.stack)."""
+    return apply(ops.Stack, *_sequence_of_tensors("stack", tensors), axis=axis)
 
 
 def addmm(c: Any, a: Any, b: Any) -> Tensor:

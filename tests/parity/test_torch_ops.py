@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from strategies import one_output, op_case
 
@@ -13,13 +13,27 @@ torch = pytest.importorskip("torch")
 
 
 def _torch_index(index, shape):
-    """torch has no negative slice steps: spell those as index arrays."""
+    """The same index for torch: advanced parts as tensors, boolean scalars as bools, and
+    negative slice steps (torch has none) as index arrays."""
     parts = index if isinstance(index, tuple) else (index,)
+    advanced = [p for p in parts if isinstance(p, (list, tuple, range, np.ndarray, bool,
+                                                    np.bool_))]
+    reversed_slices = [p for p in parts if isinstance(p, slice) and (p.step or 1) < 0]
+    assume(not (advanced and reversed_slices))  # as an array it would join the advanced ones
+    dims = iter(shape)
     out = []
-    for dim, part in zip(shape, parts):
+    for part in parts:
         if isinstance(part, slice) and (part.step or 1) < 0:
-            part = np.arange(dim)[part].copy()
-        out.append(torch.as_tensor(part) if isinstance(part, np.ndarray) else part)
+            part = torch.as_tensor(np.arange(next(dims))[part].copy())
+        elif isinstance(part, (bool, np.bool_)):
+            part = bool(part)
+        elif isinstance(part, (list, tuple, range, np.ndarray)):
+            arr = np.asarray(part)
+            part = torch.as_tensor(arr.astype(np.int64) if arr.dtype.kind != "b" else arr)
+            next(dims, None)
+        elif part is Ellipsis or part is not None:  # here an Ellipsis always stands for the first axis
+            next(dims, None)
+        out.append(part)
     return tuple(out) if isinstance(index, tuple) else out[0]
 
 
@@ -47,7 +61,7 @@ TORCH = {
     "log": torch.log, "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh,
     "sigmoid": torch.sigmoid, "relu": torch.relu,
     "clip": lambda x, lo=None, hi=None: torch.clamp(x, lo, hi),
-    "sum": _reduce(torch.sum), "max": _reduce(_amax),
+    "sum": _reduce(torch.sum), "mean": _reduce(torch.mean), "max": _reduce(_amax),
     "reshape": lambda x, shape: x.reshape(shape),
     "transpose": lambda x, axes=None: x.permute(axes or tuple(range(x.ndim))[::-1]),
     "getitem": lambda x, index: x[_torch_index(index, x.shape)],
