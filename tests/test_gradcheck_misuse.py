@@ -382,8 +382,15 @@ BAD_LOSSES = {  # name: (loss_fn given the module, error, what the message says)
                            "loss_fn's loss does not depend on any trainable parameter of Affine"),
     "random": (lambda m: lambda: (m(Tensor(np.random.standard_normal((2, 3))))).sum(),
                ValueError, "loss_fn is not deterministic"),
+    "steps the weights": (lambda m: lambda: _step(m), ValueError, "loss_fn is not deterministic"),
 }
 _OTHER = Tensor(np.ones(2), requires_grad=True)
+
+
+def _step(m: Affine) -> Tensor:
+    """An optimizer-like update inside the loss: every call sees other weights."""
+    m.weight.data = m.weight.data + 0.1
+    return m(Tensor(X)).sum()
 
 
 def _no_grad(f):

@@ -318,3 +318,15 @@ def test_render_reports_a_dot_failure_and_writes_nothing(tmp_path):
 def test_render_accepts_an_upper_case_format_and_a_str_path(tmp_path):
     path = render(draw_graph(small_graph()[0]), str(tmp_path / "g.svg"), format="SVG")
     assert path == str(tmp_path / "g.svg") and "<svg" in (tmp_path / "g.svg").read_text()
+
+
+def test_hostile_labels_that_clean_up_alike_get_distinct_cluster_ids():
+    w = Tensor(np.ones(2), requires_grad=True)
+    out = w.sum()
+    for label in ["a b", "a-b", "a_b_1", "a<b", "a_b", 'a"b', "a\\b"]:
+        with graph_scope(label):
+            out = out + (w * 2.0).sum()
+    src = draw_graph(out).source
+    ids = re.findall(r"subgraph (\S+) \{", src)
+    assert len(ids) == len(set(ids)) == 7 and ids[0] == "cluster_a_b"
+    assert all(re.fullmatch(r"cluster_[A-Za-z0-9_]+", c) for c in ids)
