@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import tensor as _tensor
+from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.tensor import Tensor, no_grad
 
 
@@ -272,8 +273,7 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
     by `step_observers`). A module with no trainable parameter is a ValueError naming it.
     """
     who = "gradcheck_module"
-    if not (callable(getattr(module, "named_parameters", None))
-            and callable(getattr(module, "named_modules", None))):
+    if not isinstance(module, Module):
         raise TypeError(f"{who}: module must be a Module, got {type(module).__name__}")
     if not callable(loss_fn):
         raise TypeError(f"{who}: loss_fn must be a callable taking no argument, got "
