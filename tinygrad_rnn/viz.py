@@ -3,10 +3,13 @@
 Recurrent layers stamp their ops with nested `graph_scope` labels (`layer=<k>`, `dir=forward` or
 `dir=backward`, `t=<int>`); each label becomes a nested `subgraph cluster_...`. Node ids come from
 the traversal order, never from `id()`, so one program gives the same DOT text on every run.
+Every text that reaches a label (parameter names, scope labels, op names) is escaped, so it is
+shown literally and can never break the DOT or render as markup.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -21,18 +24,59 @@ import numpy as np
 from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.tensor import Tensor
 
-_STEP = re.compile(r"t=(-?\d+)$")
+_STEP = re.compile(r"t=(-?[0-9]+)\Z")  # \Z: "t=3\n" is a generic label, not step 3
 _NO_DOT = ("render: Graphviz's `dot` executable was not found on PATH. graph.source needs no "
            "binary, but drawing to an image does: install it with `apt-get install graphviz` "
            "(Debian/Ubuntu) or `brew install graphviz` (macOS).")
 _FREED = ("draw_graph: the graph behind this tensor was freed by backward; call draw_graph "
           "before backward or use retain_graph=True")
+_NO_GRAPH = ("draw_graph: root has requires_grad=False, so no graph was recorded for it (it was "
+             "made under no_grad or from inputs without requires_grad=True); pass a tensor "
+             "computed from inputs with requires_grad=True")
+_NONFINITE = "#d9a3ff"  # a gradient norm that is nan or inf: off the red scale
+_PARAMS = "a Module, a dict name -> Tensor, or an iterable of (name, Tensor) pairs"
+# Graphviz reads entities in every label (`&lt;` shows "<") and escapes after a backslash (`\N`
+# is the node id, `\n` a line break); a label that starts with "<" and ends with ">" would be
+# HTML. So & < > " become entities, a backslash is doubled and a newline is a line break.
+_DOT_TEXT = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "\\\\", "\n": "\\n"}
+
+
+def _escape(text: Any) -> str:
+    """`text` as DOT label text that Graphviz shows literally: markup characters as entities,
+    backslashes doubled, a newline a line break, any other unprintable character (a control
+    character, a lone surrogate) as its Python escape, e.g. the four characters `\\x00`."""
+    return "".join(_DOT_TEXT.get(ch) or (ch if ch.isprintable() else ch.encode(
+        "unicode_escape").decode("ascii").replace("\\", "\\\\"))
+        for ch in str(text))
 
 
 def _param_names(params: Any) -> dict[int, str]:
-    pairs = (params.named_parameters() if hasattr(params, "named_parameters") else
-             params.items() if isinstance(params, Mapping) else params or ())
-    return {id(t): str(name) for name, t in reversed(list(pairs))}  # the first name wins
+    """id(tensor) -> its name, from a Module, a dict or (name, Tensor) pairs; the first name of
+    a tensor wins. Anything else is a TypeError naming `params` and the offending item."""
+    if params is None:
+        return {}
+    if callable(getattr(params, "named_parameters", None)):
+        pairs = list(params.named_parameters())
+    elif isinstance(params, Mapping):
+        pairs = list(params.items())
+    elif isinstance(params, (str, bytes, np.ndarray, Tensor)) or not hasattr(params, "__iter__"):
+        raise TypeError(f"draw_graph: params must be {_PARAMS}, got {type(params).__name__}")
+    else:
+        pairs = list(params)
+    names = {}
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"draw_graph: params must be {_PARAMS}; item {i} is "
+                            f"{type(pair).__name__}, not a (name, Tensor) pair")
+        name, t = pair
+        if not isinstance(name, str):
+            raise TypeError(f"draw_graph: params names must be str; item {i} has a "
+                            f"{type(name).__name__} name {name!r}")
+        if not isinstance(t, Tensor):
+            raise TypeError(f"draw_graph: params[{name!r}] must be a Tensor, got "
+                            f"{type(t).__name__}")
+        names.setdefault(id(t), name)
+    return names
 
 
 def _walk(root: Any) -> list[Any]:
@@ -60,7 +104,7 @@ def _inputs(node: Any) -> list[Any]:
 def _step(scope: tuple[str, ...]) -> tuple[tuple[str, ...], int] | None:
     """(labels above the step, step) for the first `t=<int>` label in `scope`, else None."""
     return next(((scope[:i], int(m.group(1))) for i, lab in enumerate(scope)
-                 if (m := _STEP.match(lab))), None)
+                 if (m := _STEP.match(str(lab)))), None)
 
 
 def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict, dict]:
@@ -95,12 +139,13 @@ def _assemble(nodes: dict[tuple[str, ...], list]) -> graphviz.Digraph:
     rank = {q[:k]: 0 for q in nodes for k in range(1, len(q) + 1)}
     rank, subs = {q: i for i, q in enumerate(rank)}, {(): graph}
     for path in sorted(rank, key=lambda q: [int(m.group(1)) if (m := _STEP.match(
-            lab)) else rank[q[:i + 1]] for i, lab in enumerate(q)]):
-        base = "cluster_" + "_".join(re.sub(r"\W+", "_", lab.replace("dir=", "").replace(
+            str(lab))) else rank[q[:i + 1]] for i, lab in enumerate(q)]):
+        base = "cluster_" + "_".join(re.sub(r"\W+", "_", str(lab).replace("dir=", "").replace(
             "=", ""), flags=re.ASCII) for lab in path)
         name = next(c for i in count() if (c := f"{base}_{i}" if i else base) not in taken)
         taken.add(name)  # distinct labels may sanitise alike: the later gets a suffix
-        subs[path] = graphviz.Digraph(name, graph_attr={"label": path[-1], "style": "rounded"})
+        subs[path] = graphviz.Digraph(name, graph_attr={"label": _escape(path[-1]),
+                                                        "style": "rounded"})
     for path, members in nodes.items():
         for nid, attrs in members:
             subs[path].node(nid, **attrs)
@@ -111,7 +156,9 @@ def _assemble(nodes: dict[tuple[str, ...], list]) -> graphviz.Digraph:
 
 def _shade(norm: float, top: float) -> str:
     """Pale to deep red on a log scale over four decades below the largest norm drawn, so a
-    vanishing gradient still shows; a zero gradient stays white."""
+    vanishing gradient still shows; a zero gradient stays white, a nan or inf one violet."""
+    if not np.isfinite(norm):
+        return _NONFINITE
     if norm <= 0:
         return "#ffffff"
     g = round(235 - 185 * min(1.0, max(0.0, 1 + np.log10(norm / top) / 4)))
@@ -133,18 +180,28 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         show_grad: shade nodes by the L2 norm of `.grad` (after a retain_graph backward).
     """
     if not isinstance(root, Tensor):
-        raise TypeError(f"draw_graph: expected a Tensor, got {type(root).__name__}")
+        raise TypeError(f"draw_graph: expected a Tensor as root, got {type(root).__name__}")
+    for arg, flag in (("show_shapes", show_shapes), ("group_steps", group_steps),
+                      ("show_grad", show_grad)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"draw_graph: {arg} must be True or False, got {flag!r}")
+    if max_steps is not None and (isinstance(max_steps, (bool, np.bool_)) or
+                                  not isinstance(max_steps, (int, np.integer))):
+        raise TypeError(f"draw_graph: max_steps must be an int >= 1 or None, got {max_steps!r}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"draw_graph: max_steps must be >= 1 or None, got {max_steps}")
     node = root._op or root  # the graph holds Op nodes and leaf tensors (see ops.Op)
     node = node.node if type(node) is Port else node
     if node._freed:
         raise RuntimeError(_FREED)
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"draw_graph: max_steps must be >= 1 or None, got {max_steps}")
+    if not root.requires_grad:
+        raise RuntimeError(_NO_GRAPH)
+    max_steps = None if max_steps is None else int(max_steps)
     order, names = _walk(node), _param_names(params)
     vid, where, gone = _layout(order, max_steps, names)
-    norms = {id(n): float(np.linalg.norm(n.grad)) for n in order if show_grad and
-             n.grad is not None and vid[id(n)][0] == "n" and vid[id(n)] in where}
-    top = max(norms.values(), default=0.0)
+    norms = {id(n): float(np.sqrt(np.sum(np.square(n.grad, dtype=np.float64)))) for n in order
+             if show_grad and n.grad is not None and vid[id(n)][0] == "n" and vid[id(n)] in where}
+    top = max((v for v in norms.values() if np.isfinite(v)), default=0.0)
 
     nodes: dict[tuple[str, ...], list[tuple[str, dict[str, str]]]] = {(): []}
     for n in order:
@@ -152,9 +209,9 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         if nid[0] == "e" or nid not in where:
             continue
         if n._op is not None:
-            attrs = {"label": n._op.name, "shape": "box"}
+            attrs = {"label": _escape(n._op.name), "shape": "box"}
         elif id(n) in names or n.requires_grad:  # parameters by name, other leaves as inputs
-            attrs = {"label": names.get(id(n), "input"), "shape": "ellipse"}
+            attrs = {"label": _escape(names.get(id(n), "input")), "shape": "ellipse"}
             if not show_grad:
                 attrs.update(style="filled", fillcolor="#fff2cc" if id(n) in names else "#ddeeff")
         else:
@@ -185,15 +242,32 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
 def render(graph: graphviz.Digraph, path: str | Path, format: str = "svg") -> str:
     """Draw `graph` to `path` (svg, png, pdf...) with Graphviz's `dot`; returns the path.
 
-    Raises RuntimeError naming the package to install when `dot` is missing.
+    Raises RuntimeError naming the package to install when `dot` is missing. Arguments are
+    checked before `dot` runs, and nothing is written unless it succeeds.
     """
+    if not isinstance(graph, (graphviz.Graph, graphviz.Digraph, graphviz.Source)):
+        raise TypeError(f"render: graph must be a graphviz graph (what draw_graph returns), got "
+                        f"{type(graph).__name__}")
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"render: path must be a non-empty str or os.PathLike, got {path!r}")
+    if not isinstance(format, str) or format.lower() not in graphviz.FORMATS:
+        raise ValueError(f"render: format must be one of Graphviz's output formats (svg, png, "
+                         f"pdf, ...), got {format!r}")
+    target = Path(path)
+    if target.is_dir():
+        raise IsADirectoryError(f"render: path {str(path)!r} is a directory, not a file name")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"render: the directory of path {str(path)!r} does not exist")
     if shutil.which("dot") is None:
         raise RuntimeError(_NO_DOT)
     try:
-        data = graph.pipe(format=format)
+        data = graph.pipe(format=format.lower())
     except graphviz.ExecutableNotFound as err:
         raise RuntimeError(_NO_DOT) from err
-    Path(path).write_bytes(data)
+    except graphviz.CalledProcessError as err:
+        detail = (err.stderr or b"").decode(errors="replace").strip()
+        raise RuntimeError(f"render: dot failed on this graph: {detail}") from None
+    target.write_bytes(data)
     return str(path)
 
 
