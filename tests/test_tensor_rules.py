@@ -249,3 +249,27 @@ def test_backward_twice_through_a_freed_graph():
     y.backward()
     with pytest.raises(RuntimeError, match="second time"):
         y.backward()
+
+
+@pytest.mark.parametrize("call, err, match", [
+    (lambda: X.reshape(-2, 6), ValueError, "reshape: shape \\(-2, 6\\) must be ints"),
+    (lambda: X.reshape(-1, -1), ValueError, "reshape: .*at most one -1"),
+    (lambda: X.clip("a", 1.0), TypeError, "clip: lo must be a real number"),
+    (lambda: X.clip(0.0, [1.0]), TypeError, "clip: hi must be a real number"),
+    (lambda: X.clip(), ValueError, "clip: at least one of lo and hi"),
+    (lambda: X.sum(keepdims="yes"), TypeError, "sum: keepdims must be a bool"),
+    (lambda: X.mean(axis=0, keepdims=1), TypeError, "mean: keepdims must be a bool"),
+    (lambda: X.max(keepdims=None), TypeError, "max: keepdims must be a bool"),
+])
+def test_more_arguments_are_named(call, err, match):
+    with pytest.raises(err, match=match):
+        call()
+
+
+@pytest.mark.parametrize("dtype, match", [("junk", "not a numpy dtype"), ("int32", "floating")])
+def test_set_default_dtype_names_a_bad_dtype(dtype, match):
+    from tinygrad_rnn import get_default_dtype, set_default_dtype
+    before = get_default_dtype()
+    with pytest.raises(TypeError, match=f"set_default_dtype: .*{match}"):
+        set_default_dtype(dtype)
+    assert get_default_dtype() == before

@@ -343,6 +343,10 @@ class Clip(Op):
     def forward(self, x, lo=None, hi=None):
         if lo is None and hi is None:
             raise ValueError("at least one of lo and hi must be given")
+        for name, bound in (("lo", lo), ("hi", hi)):
+            if bound is not None and (not isinstance(bound, (int, float, np.number))
+                                      or isinstance(bound, (bool, np.bool_))):
+                raise TypeError(f"{name} must be a real number or None, got {bound!r}")
         self.x, self.lo, self.hi = x, lo, hi
         return np.clip(x, lo, hi)
 
@@ -370,8 +374,10 @@ def axis_index(fn: str, axis: Any, ndim: int) -> int:
         raise type(err)(f"{fn}: {err}") from None
 
 
-def _axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
+def _axes(axis: Any, ndim: int, keepdims: Any = False) -> tuple[int, ...] | None:
     """A reduction's `axis` (None, an int or a tuple of ints) as distinct axes from 0."""
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise TypeError(f"keepdims must be a bool, got {keepdims!r}")
     if axis is None:
         return None
     parts = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
@@ -395,7 +401,7 @@ class Sum(Op):
     saves = ()
 
     def forward(self, x, axis=None, keepdims=False):
-        axis = _axes(axis, x.ndim)
+        axis = _axes(axis, x.ndim, keepdims)
         self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
         return np.asarray(x.sum(axis=axis, keepdims=keepdims))
 
@@ -411,7 +417,7 @@ class Mean(Op):
     saves = ()
 
     def forward(self, x, axis=None, keepdims=False):
-        axis = _axes(axis, x.ndim)
+        axis = _axes(axis, x.ndim, keepdims)
         self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
         count = x.size // max(math.prod(self.kept), 1) if x.size else 0
         self.scale = 1.0 / count if count else 0.0
@@ -428,7 +434,7 @@ class Max(Op):
     def forward(self, x, axis=None, keepdims=False):
         if x.size == 0:
             raise ValueError("max of an empty tensor")
-        axis = _axes(axis, x.ndim)
+        axis = _axes(axis, x.ndim, keepdims)
         self.x, self.kept = x, _kept_shape(x.shape, axis)
         self.out = np.asarray(x.max(axis=axis, keepdims=True))
         return self.out if keepdims else self.out.squeeze(axis)
@@ -449,6 +455,10 @@ class Reshape(Op):
     saves = None  # its output is a view of x, which a consumer may have saved
 
     def forward(self, x, shape):
+        if not all(is_int(n) for n in shape):
+            raise TypeError(f"shape {tuple(shape)} must be ints")
+        if min(shape, default=0) < -1 or list(shape).count(-1) > 1:
+            raise ValueError(f"shape {tuple(shape)} must be ints >= 0, with at most one -1")
         self.shape = x.shape
         return x.reshape(shape)
 

@@ -28,7 +28,10 @@ _default_dtype = np.dtype(np.float32)
 def set_default_dtype(dtype: Any) -> None:
     """Set the float dtype that Python numbers and lists become (numpy dtype or its name)."""
     global _default_dtype
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"set_default_dtype: {dtype!r} is not a numpy dtype") from None
     if dt.kind != "f":
         raise TypeError(f"set_default_dtype: expected a floating dtype, got {dt}")
     _default_dtype = dt
