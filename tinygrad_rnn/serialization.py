@@ -118,6 +118,8 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     target = os.path.realpath(path)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
+        if os.path.exists(folder):
+            raise NotADirectoryError(errno.ENOTDIR, f"save: {folder} is not a folder", folder)
         raise FileNotFoundError(errno.ENOENT, f"save: folder {folder} does not exist", folder)
     old = _existing(path, target)
     fd, tmp = _open_temp(path, target)
