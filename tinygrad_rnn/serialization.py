@@ -364,6 +364,8 @@ def _object_array(obj: Any, shape: tuple, fortran: bool, where: str) -> np.ndarr
           and len(items) == math.prod(shape))
     if not ok:
         raise ValueError(f"{where} is not a pickled object array of shape {shape}")
+    if any(isinstance(item, _Call) for item in items):
+        raise ValueError(f"{where} holds objects other than lists, numbers and strings")
     arr = np.empty(len(items), dtype=object)
     for i, item in enumerate(items):          # one cell each: numpy would nest equal lists
         arr[i] = item
