@@ -186,8 +186,9 @@ def _fill_value(value: Any, dtype: np.dtype) -> Any:
     """`value` checked to be one number that `dtype` holds (exactly, for integer dtypes)."""
     if dtype.kind not in "biufc":              # object or string output: Keras' string padding
         return value
-    if isinstance(value, (bool, np.bool_)) and dtype.kind != "b" or not isinstance(
-            value, (int, float, complex, np.number, np.bool_)):
+    if (isinstance(value, (bool, np.bool_)) and dtype.kind != "b"
+            or isinstance(value, (complex, np.complexfloating)) and dtype.kind != "c"
+            or not isinstance(value, (int, float, complex, np.number, np.bool_))):
         raise TypeError(f"pad_sequences: value must be a number for dtype {dtype}, "
                         f"got {value!r} ({type(value).__name__})")
     try:
