@@ -216,6 +216,12 @@ def test_a_failed_rename_keeps_the_old_file(ckpt, monkeypatch):
     assert snapshot(ckpt.parent) == before
 
 
+def test_a_name_as_long_as_the_system_allows_still_saves(tmp_path):
+    path = tmp_path / ("w" * 251 + ".npz")     # 255 bytes: the temporary name is shortened
+    tg.save({"w": np.ones(1)}, path)
+    assert os.listdir(tmp_path) == [path.name]
+
+
 def test_the_temporary_file_lives_beside_the_target_and_is_gone_after(tmp_path, monkeypatch):
     seen = []
     real = serialization._write_npz

@@ -84,7 +84,7 @@ def _open_temp(path: str, target: str) -> tuple[int, str]:
     folder, base = os.path.split(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        tmp = os.path.join(folder, f".{base[:200]}.{secrets.token_hex(4)}.tmp")
         try:
             return os.open(tmp, flags | getattr(os, "O_BINARY", 0), 0o666), tmp
         except FileExistsError:
