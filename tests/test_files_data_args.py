@@ -170,6 +170,8 @@ CASES = [
     (data.spiral_task, (10,), {"noise": math.inf}, ValueError, "spiral_task: noise"),
     (data.spiral_task, (10,), {"noise": "0.2"}, TypeError, "spiral_task: noise must be a real"),
     (data.spiral_task, (10,), {"noise": None}, TypeError, "spiral_task: noise"),
+    (data.spiral_task, (10,), {"noise": np.complex128(0.2)}, TypeError, "spiral_task: noise"),
+    (data.train_val_split, (X,), {"val_fraction": 0.2j}, TypeError, "val_fraction .*complex"),
     (data.spiral_task, (10,), {"rng": np.random.RandomState(1)}, TypeError, "spiral_task: rng"),
 ]
 

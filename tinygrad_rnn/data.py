@@ -27,7 +27,8 @@ def _int(func: str, name: str, value: Any, low: int, high: int | None = None) ->
 
 def _real(func: str, name: str, value: Any) -> float:
     """`value` as a finite float; TypeError for non-numbers, ValueError for NaN or inf."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+    if isinstance(value, (bool, np.bool_, np.complexfloating)) or not isinstance(
+            value, (int, float, np.number)):
         raise TypeError(f"{func}: {name} must be a real number, got {value!r} "
                         f"({type(value).__name__})")
     if not math.isfinite(value):
