@@ -215,7 +215,7 @@ def evaluate(model: CharLM, ids: np.ndarray, seq_len: int, n_streams: int = 128)
 
 def save_checkpoint(model: CharLM, path: Path, meta: dict) -> None:
     state = model.state_dict()
-    state["__meta__"] = np.array(json.dumps(meta))  # a str array: loads without pickle
+    state["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)  # save takes numbers
     tg.save(state, path)
 
 
@@ -227,7 +227,7 @@ def load_checkpoint(path: str) -> tuple[CharLM, Vocab, dict]:
     if "__meta__" not in state:
         raise UsageError(f"--sample-only: {path} has no __meta__ entry; it was not written by "
                          "char_lm.py")
-    meta = json.loads(str(state.pop("__meta__")))
+    meta = json.loads(state.pop("__meta__").astype(np.uint8).tobytes())
     vocab = Vocab(meta["vocab"])
     model = CharLM(len(vocab), meta["embed"], meta["hidden"], meta["layers"], meta["cell"])
     try:

@@ -53,7 +53,7 @@ def test_batches_errors_are_raised_at_call_time():
         data.batches(np.zeros(3), np.zeros(4), batch_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         data.batches(np.zeros(3), batch_size=0)
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(TypeError, match="batches: expected at least 1 array"):
         data.batches(batch_size=2)
 
 

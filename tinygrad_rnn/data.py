@@ -4,37 +4,82 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
-import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn.serialization import read_npz
+
 RNGLike = np.random.Generator | int | None
 
 
-def _as_rows(a: Any) -> np.ndarray:
-    """View `a` as an array indexable along axis 0; ragged lists become a 1-D object array."""
+def _int(func: str, name: str, value: Any, low: int, high: int | None = None) -> int:
+    """`value` as an int in [low, high]; TypeError for non-integers (bool and 2.0 too)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{func}: {name} must be an integer, got {value!r} "
+                        f"({type(value).__name__})")
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{func}: {name} must be {bound}, got {value}")
+    return int(value)
+
+
+def _real(func: str, name: str, value: Any) -> float:
+    """`value` as a finite float; TypeError for non-numbers, ValueError for NaN or inf."""
+    if isinstance(value, (bool, np.bool_, np.complexfloating)) or not isinstance(
+            value, (int, float, np.number)):
+        raise TypeError(f"{func}: {name} must be a real number, got {value!r} "
+                        f"({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{func}: {name} must be finite, got {value}")
+    return float(value)
+
+
+def _flag(func: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{func}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _generator(func: str, rng: Any) -> np.random.Generator:
+    """The Generator for `rng`: a Generator, BitGenerator, SeedSequence, int seed >= 0 or None."""
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.BitGenerator,
+                                       np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, (int, np.integer)):
+        raise TypeError(f"{func}: rng must be a numpy Generator, an int seed or None, "
+                        f"got {type(rng).__name__}")
+    if rng < 0:
+        raise ValueError(f"{func}: rng seed must be >= 0, got {rng}")
+    return np.random.default_rng(int(rng))
+
+
+def _as_rows(func: str, i: int, a: Any) -> np.ndarray:
+    """Array `i` viewed along axis 0; ragged lists become a 1-D object array."""
+    if a is None or isinstance(a, (str, bytes, Mapping, set, frozenset)) or not (
+            hasattr(a, "__len__") and hasattr(a, "__getitem__")):
+        raise TypeError(f"{func}: array {i} is a {type(a).__name__}, expected an array or "
+                        "a list with a batch axis")
     try:
         arr = np.asarray(a)
     except ValueError:                         # ragged nested lists: keep each row as one object
         arr = np.empty(len(a), dtype=object)
-        for i, row in enumerate(a):
-            arr[i] = row
+        for j, row in enumerate(a):
+            arr[j] = row
     if arr.ndim == 0:
-        raise ValueError(f"expected arrays with a batch axis, got a scalar {a!r}")
+        raise ValueError(f"{func}: array {i} is a scalar, expected a batch axis (N, ...)")
     return arr
 
 
-def _aligned(name: str, arrays: tuple) -> tuple[list[np.ndarray], int]:
+def _aligned(func: str, arrays: tuple) -> tuple[list[np.ndarray], int]:
     """Convert `arrays` with `_as_rows` and check that they share their first dimension."""
     if not arrays:
-        raise ValueError(f"{name}: pass at least one array")
-    rows = [_as_rows(a) for a in arrays]
+        raise TypeError(f"{func}: expected at least 1 array, got 0")
+    rows = [_as_rows(func, i, a) for i, a in enumerate(arrays)]
     lengths = [len(r) for r in rows]
     if len(set(lengths)) != 1:
-        raise ValueError(f"{name}: arrays differ in first-dimension length: {lengths}")
+        raise ValueError(f"{func}: arrays differ in first-dimension length: {lengths}")
     return rows, lengths[0]
 
 
@@ -46,14 +91,15 @@ def batches(*arrays: Any, batch_size: int, shuffle: bool = False,
     Shape: each array (N, ...) -> each batch element (<= batch_size, ...).
     Returns: an iterator of tuples (one entry per array, even for a single array).
     """
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batches: batch_size must be an integer >= 1, got {batch_size!r}")
+    size = _int("batches", "batch_size", batch_size, 1)
+    shuffle = _flag("batches", "shuffle", shuffle)
+    gen = _generator("batches", rng)
     rows, n = _aligned("batches", arrays)
-    order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
+    order = gen.permutation(n) if shuffle else np.arange(n)
 
     def generate() -> Iterator[tuple[np.ndarray, ...]]:
-        for start in range(0, n, int(batch_size)):
-            idx = order[start:start + int(batch_size)]
+        for start in range(0, n, size):
+            idx = order[start:start + size]
             yield tuple(r[idx] for r in rows)
     return generate()                          # errors above are raised at call time, not lazily
 
@@ -67,14 +113,17 @@ def train_val_split(*arrays: Any, val_fraction: float = 0.2, shuffle: bool = Tru
     Shape: each array (N, ...) -> (N_train, ...) and (N_val, ...).
     Returns: `(train_tuple, val_tuple)`, one entry per array in each.
     """
-    if not 0.0 < val_fraction < 1.0:
+    fraction = _real("train_val_split", "val_fraction", val_fraction)
+    if not 0.0 < fraction < 1.0:
         raise ValueError(f"train_val_split: val_fraction must be in (0, 1), got {val_fraction!r}")
+    shuffle = _flag("train_val_split", "shuffle", shuffle)
+    gen = _generator("train_val_split", rng)
     rows, n = _aligned("train_val_split", arrays)
-    split_at = math.floor(n * (1.0 - val_fraction))
+    split_at = math.floor(n * (1.0 - fraction))
     if split_at in (0, n):
         raise ValueError(f"train_val_split: {n} samples cannot be split with "
                          f"val_fraction={val_fraction} (one part would be empty)")
-    order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
+    order = gen.permutation(n) if shuffle else np.arange(n)
     train, val = order[:split_at], order[split_at:]
     return tuple(r[train] for r in rows), tuple(r[val] for r in rows)
 
@@ -90,10 +139,16 @@ def pad_sequences(seqs: Sequence, maxlen: int | None = None, dtype: Any = "int32
     Returns: the padded array, or `(padded, lengths)` when `return_lengths`.
     """
     for arg, val in (("padding", padding), ("truncating", truncating)):
-        if val not in ("pre", "post"):
+        if not isinstance(val, str) or val not in ("pre", "post"):
             raise ValueError(f"pad_sequences: {arg} must be 'pre' or 'post', got {val!r}")
-    if not hasattr(seqs, "__len__"):
-        raise ValueError("pad_sequences: `seqs` must be a sequence of sequences")
+    if maxlen is not None:
+        maxlen = _int("pad_sequences", "maxlen", maxlen, 0)
+    return_lengths = _flag("pad_sequences", "return_lengths", return_lengths)
+    dtype = _dtype(dtype)
+    fill = _fill_value(value, dtype)
+    if isinstance(seqs, (str, bytes)) or not hasattr(seqs, "__len__"):
+        raise ValueError("pad_sequences: seqs must be a sequence of sequences, got "
+                         f"{type(seqs).__name__}")
     lengths, sample_shape = [], None
     for i, s in enumerate(seqs):
         if isinstance(s, (str, bytes)) or not hasattr(s, "__len__"):
@@ -103,10 +158,8 @@ def pad_sequences(seqs: Sequence, maxlen: int | None = None, dtype: Any = "int32
         if sample_shape is None and len(s):    # the first non-empty sequence fixes F (Keras)
             sample_shape = _convert(s, i, None).shape[1:]
     sample_shape = sample_shape or ()
-    maxlen = max(lengths, default=0) if maxlen is None else int(maxlen)
-    if maxlen < 0:
-        raise ValueError(f"pad_sequences: maxlen must be >= 0, got {maxlen}")
-    out = np.full((len(lengths), maxlen) + tuple(sample_shape), value, dtype=dtype)
+    maxlen = max(lengths, default=0) if maxlen is None else maxlen
+    out = np.full((len(lengths), maxlen) + tuple(sample_shape), fill, dtype=dtype)
     kept = np.minimum(np.asarray(lengths, dtype=np.int64), maxlen)
     for i, s in enumerate(seqs):
         if kept[i] == 0:
@@ -123,14 +176,50 @@ def pad_sequences(seqs: Sequence, maxlen: int | None = None, dtype: Any = "int32
     return (out, kept) if return_lengths else out
 
 
-def _convert(s: Any, i: int, dtype: Any) -> np.ndarray:
-    """np.asarray(s, dtype) with an error that names sequence `i` when its contents are ragged."""
+def _dtype(dtype: Any) -> np.dtype:
     try:
-        return np.asarray(s, dtype=dtype)
-    except (ValueError, TypeError) as e:
-        kind = f"{np.dtype(dtype)} array" if dtype is not None else "regular array"
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"pad_sequences: dtype {dtype!r} is not a numpy dtype") from None
+
+
+def _fill_value(value: Any, dtype: np.dtype) -> Any:
+    """`value` checked to be one number that `dtype` holds (exactly, for integer dtypes)."""
+    if dtype.kind not in "biufc":              # object or string output: Keras' string padding
+        return value
+    if (isinstance(value, (bool, np.bool_)) and dtype.kind != "b"
+            or isinstance(value, (complex, np.complexfloating)) and dtype.kind != "c"
+            or not isinstance(value, (int, float, complex, np.number, np.bool_))):
+        raise TypeError(f"pad_sequences: value must be a number for dtype {dtype}, "
+                        f"got {value!r} ({type(value).__name__})")
+    try:
+        with np.errstate(all="ignore"):
+            cast = np.array(value).astype(dtype)
+        fits = bool(cast == value) if dtype.kind in "biu" else bool(
+            np.isfinite(cast) or not np.isfinite(value))
+    except (OverflowError, TypeError):
+        fits = False
+    if not fits:
+        raise ValueError(f"pad_sequences: value {value!r} does not fit dtype {dtype}")
+    return cast
+
+
+def _convert(s: Any, i: int, dtype: np.dtype | None) -> np.ndarray:
+    """Sequence `i` as an array of `dtype`; a ValueError naming it when its contents are ragged
+    or an integer dtype cannot hold them exactly (2.5, NaN, an overflow: Keras would cast)."""
+    try:
+        with np.errstate(invalid="ignore", over="ignore"):
+            raw = np.asarray(s)
+            arr = raw if dtype is None else np.asarray(s, dtype=dtype)
+    except (ValueError, TypeError, OverflowError) as e:
+        kind = f"{dtype} array" if dtype is not None else "regular array"
         raise ValueError(f"pad_sequences: sequence {i} is not a {kind} (ragged elements "
                          f"or non-numeric values): {e}") from e
+    if (dtype is not None and dtype.kind in "iu" and raw.dtype.kind in "biuf"
+            and not np.array_equal(arr, raw)):
+        raise ValueError(f"pad_sequences: sequence {i} holds values that dtype {dtype} cannot "
+                         "hold exactly (pass a float dtype for real-valued features)")
+    return arr
 
 
 def echo_task(n: int, T: int, rng: RNGLike = None, dim: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +228,9 @@ def echo_task(n: int, T: int, rng: RNGLike = None, dim: int = 1) -> tuple[np.nda
     Inputs are uniform in [-1, 1]; a net must remember one step back.
     Shape: X (n, T, dim) float32, Y (n, T, dim) float32 with Y[:, t] = X[:, t-1], Y[:, 0] = 0.
     """
-    X = np.random.default_rng(rng).uniform(-1.0, 1.0, size=(n, T, dim)).astype(np.float32)
+    size = (_int("echo_task", "n", n, 0), _int("echo_task", "T", T, 1),
+            _int("echo_task", "dim", dim, 1))
+    X = _generator("echo_task", rng).uniform(-1.0, 1.0, size=size).astype(np.float32)
     Y = np.zeros_like(X)
     Y[:, 1:] = X[:, :-1]
     return X, Y
@@ -154,9 +245,10 @@ def binary_subtraction_task(n: int, bits: int = 4,
     Shape: X (n, bits, 2) float32 with X[:, t] = (bit t of a, bit t of b);
     Y (n, bits, 1) float32 with Y[:, t, 0] = bit t of a - b.
     """
-    if not 1 <= bits <= 62:
-        raise ValueError(f"binary_subtraction_task: bits must be in [1, 62], got {bits}")
-    pair = np.random.default_rng(rng).integers(0, 2**bits, size=(2, n), dtype=np.int64)
+    n = _int("binary_subtraction_task", "n", n, 0)
+    bits = _int("binary_subtraction_task", "bits", bits, 1, 62)
+    gen = _generator("binary_subtraction_task", rng)
+    pair = gen.integers(0, 2**bits, size=(2, n), dtype=np.int64)
     a, b = pair.max(axis=0), pair.min(axis=0)
     shifts = np.arange(bits, dtype=np.int64)
 
@@ -174,11 +266,16 @@ def spiral_task(n_per_class: int = 100, classes: int = 3, noise: float = 0.2,
     by class (class 0 first), as in CS231n; shuffle with `batches` or `train_val_split`.
     Shape: X (N, 2) float32, y (N,) int64 with N = n_per_class * classes.
     """
-    gen = np.random.default_rng(rng)
+    n_per_class = _int("spiral_task", "n_per_class", n_per_class, 0)
+    classes = _int("spiral_task", "classes", classes, 1)
+    noise = _real("spiral_task", "noise", noise)
+    if noise < 0:
+        raise ValueError(f"spiral_task: noise is a standard deviation, must be >= 0, got {noise}")
+    gen = _generator("spiral_task", rng)
     r = np.tile(np.linspace(0.0, 1.0, n_per_class), classes)
     y = np.repeat(np.arange(classes, dtype=np.int64), n_per_class)
     base = np.concatenate([np.linspace(j * 4.0, (j + 1) * 4.0, n_per_class)
-                           for j in range(classes)]) if classes else np.zeros(0)
+                           for j in range(classes)])
     theta = base + gen.standard_normal(r.shape) * noise
     X = np.stack([r * np.sin(theta), r * np.cos(theta)], axis=1).astype(np.float32)
     return X, y
@@ -189,43 +286,40 @@ def load_imdb(path: str | os.PathLike, num_words: int | None = None, skip_top: i
               oov_char: int | None = 2, index_from: int = 3) -> tuple[tuple, tuple]:
     """Read the Keras `imdb.npz` file, with Keras `imdb.load_data` semantics; never downloads.
 
-    Each split is shuffled with RandomState(seed); start_char is prepended and word indices
-    shifted by index_from; words >= num_words or < skip_top become oov_char (dropped if None);
-    with maxlen, reviews of length >= maxlen are dropped (Keras keeps len < maxlen).
+    Nothing is unpickled: the reviews (pickled lists) are decoded by a reader that builds
+    lists of ints and runs no code. Each split is shuffled with RandomState(seed); start_char is
+    prepended and word indices shifted by index_from; words >= num_words or < skip_top become
+    oov_char (dropped if None); with maxlen, reviews of length >= maxlen are dropped.
     Shape: x_* (N,) object arrays of int lists, y_* (N,) labels.
-    Returns: `((x_train, y_train), (x_test, y_test))`.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
+    f = "load_imdb"
+    num_words = None if num_words is None else _int(f, "num_words", num_words, 1)
+    skip_top, index_from = _int(f, "skip_top", skip_top, 0), _int(f, "index_from", index_from, 0)
+    maxlen = None if maxlen is None else _int(f, "maxlen", maxlen, 1)
+    seed = _int(f, "seed", seed, 0, 2**32 - 1)
+    start_char = None if start_char is None else _int(f, "start_char", start_char, 0)
+    oov_char = None if oov_char is None else _int(f, "oov_char", oov_char, 0)
+    path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    if isinstance(path, str) and not os.path.exists(path):
         raise FileNotFoundError(f"load_imdb: no file at {path!r}; pass the path of the Keras "
                                 "imdb.npz (this function never downloads anything)")
+    arrays = read_npz(path, f, objects=("x_train", "x_test"))
     keys = ("x_train", "y_train", "x_test", "y_test")
-    unreadable = (ValueError, OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile)
-    try:
-        f = np.load(path, allow_pickle=True)   # the Keras file stores object arrays of lists
-    except unreadable as e:
-        raise ValueError(f"load_imdb: {path!r} is not a readable npz archive ({e})") from e
-    if getattr(f, "files", None) is None:      # a .npy or pickle file: not an archive
-        raise ValueError(f"load_imdb: {path!r} is not an npz archive; expected the Keras imdb.npz")
-    with f:
-        missing = [k for k in keys if k not in f.files]
-        if missing:
-            raise ValueError(f"load_imdb: {path!r} lacks the Keras imdb.npz keys {missing} "
-                             f"(found {sorted(f.files)})")
-        try:
-            x_train, y_train, x_test, y_test = (np.asarray(f[k]) for k in keys)
-        except unreadable as e:
-            raise ValueError(f"load_imdb: {path!r} has an unreadable member ({e})") from e
-    for x, y in ((x_train, y_train), (x_test, y_test)):
-        if len(x) != len(y):
-            raise ValueError(f"load_imdb: {path!r} has {len(x)} reviews but {len(y)} labels")
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"load_imdb: {path!r} lacks the Keras imdb.npz keys {missing} "
+                         f"(found {sorted(arrays)})")
     state = np.random.RandomState(seed)        # Keras' legacy generator: same order as Keras
     splits = []
-    for x, y in ((x_train, y_train), (x_test, y_test)):
+    for split in ("train", "test"):
+        x, y = _reviews(arrays[f"x_{split}"], f"x_{split}"), arrays[f"y_{split}"]
+        if y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f"load_imdb: {path!r} has {len(x)} reviews in x_{split} but "
+                             f"y_{split} has shape {y.shape}")
         idx = np.arange(len(x))
         state.shuffle(idx)
         head = [start_char] if start_char is not None else []
-        xs = [head + [int(w) + index_from for w in x[i]] for i in idx]
+        xs = [head + [w + index_from for w in x[i]] for i in idx]
         ys = y[idx]
         if maxlen:
             keep = [j for j, s in enumerate(xs) if len(s) < maxlen]
@@ -235,7 +329,7 @@ def load_imdb(path: str | os.PathLike, num_words: int | None = None, skip_top: i
                                  "increase maxlen")
         splits.append((xs, ys))
     # num_words=None keeps every word (Keras would turn its single largest index into OOV)
-    hi = math.inf if not num_words else num_words
+    hi = math.inf if num_words is None else num_words
     out = []
     for xs, ys in splits:
         if oov_char is not None:
@@ -247,3 +341,18 @@ def load_imdb(path: str | os.PathLike, num_words: int | None = None, skip_top: i
             arr[j] = s
         out.append((arr, ys))
     return out[0], out[1]
+
+
+def _reviews(x: np.ndarray, key: str) -> list[list[int]]:
+    """Member `key` as a list of reviews, each a list of word indices >= 0 (Python ints)."""
+    if x.dtype == object and x.ndim == 1:
+        rows = list(x)
+    elif x.dtype.kind in "iu" and x.ndim == 2:
+        rows = x.tolist()
+    else:
+        raise ValueError(f"load_imdb: {key} must be a 1-D array of int lists or a 2-D int array, "
+                         f"got {x.ndim}-D {x.dtype}")
+    for i, r in enumerate(rows):
+        if type(r) not in (list, tuple) or not all(type(w) is int and w >= 0 for w in r):
+            raise ValueError(f"load_imdb: {key} review {i} is not a list of word indices >= 0")
+    return rows
