@@ -193,10 +193,13 @@ def _nonfinite_grad(named: list[tuple[str, Any]]) -> str | None:
     """The name of the first parameter whose gradient holds a NaN or an inf, else None."""
     for name, p in named:
         g = getattr(p, "grad", None)
+        if g is None:
+            continue
         # a finite sum proves every entry finite; only a non-finite sum (maybe an overflow of
         # finite entries) pays for the exact test
-        if g is not None and not np.isfinite(g.sum()) and not np.isfinite(g).all():
-            return name
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(g.sum()) and not np.isfinite(g).all():
+                return name
     return None
 
 
@@ -225,7 +228,8 @@ def _generator(rng: Any) -> np.random.Generator:
                         f"{rng!r}") from None
 
 
-def _diverged(what: str, where: str, history: History) -> str:
+def _diverged(what: str, where: str, history: History,
+              stopped: str = "training stopped before that update was applied") -> str:
     """The message of a NonFiniteError: what turned non-finite, where, and the checkpoint."""
     if history.checkpoint is None:
         kept = "fit ran without a checkpoint"
@@ -234,7 +238,7 @@ def _diverged(what: str, where: str, history: History) -> str:
     else:
         kept = (f"the best checkpoint {history.checkpoint} (epoch {history.best_epoch + 1}, "
                 f"{history.monitor} {history.best:.4g}) is intact")
-    return f"fit: {what} {where}; training stopped before that update was applied; {kept}"
+    return f"fit: {what} {where}; {stopped}; {kept}"
 
 
 def _hint(xb: np.ndarray, yb: np.ndarray) -> str:
@@ -318,7 +322,8 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
             history._record(epoch, logs, time.perf_counter() - start)
             if not math.isfinite(logs[history.monitor]):  # only val_loss can get here
                 raise NonFiniteError(_diverged(f"val_loss is {logs['val_loss']}", f"after epoch "
-                                               f"{epoch + 1}/{epochs} (step {step})", history),
+                                               f"{epoch + 1}/{epochs} (step {step})", history,
+                                               "training stopped there"),
                                      epoch, None, step, history)
             if checkpoint and history.best_epoch == epoch:
                 save(model, checkpoint)
