@@ -46,29 +46,34 @@ class NonFiniteError(FloatingPointError, RuntimeError):
         self.epoch, self.batch, self.step, self.history = epoch, batch, step, history
 
 
+def _array(who: str, label: str, a: Any) -> np.ndarray:
+    """`a` (array, list or Tensor) as a numeric ndarray; `label` names it in errors."""
+    try:
+        arr = np.asarray(a.data if isinstance(a, Tensor) else a)
+    except (ValueError, TypeError) as err:  # ragged nested lists
+        raise ValueError(f"{who}: {label} is not a rectangular array ({err})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: {label} must hold numbers (bool, int or float), got dtype "
+                        f"{arr.dtype}")
+    return arr
+
+
+def _cast(X: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
+    """Floating X in the model's dtype; integer X (token indices) as it is."""
+    return X.astype(dtype) if dtype is not None and X.dtype.kind == "f" and X.dtype != dtype else X
+
+
 def _pair(who: str, name: str, data: Any, dtype: np.dtype | None) -> tuple[np.ndarray, ...]:
     """(X, y) as numeric arrays of equal length; floating X is cast to the model's dtype."""
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise TypeError(f"{who}: {name} must be a tuple (X, y) of arrays, got "
                         f"{type(data).__name__}")
-    arrays = []
-    for part, a in zip("Xy", data):
-        try:
-            arr = np.asarray(a.data if isinstance(a, Tensor) else a)
-        except (ValueError, TypeError) as err:  # ragged nested lists
-            raise ValueError(f"{who}: {name} {part} is not a rectangular array ({err})") from None
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{who}: {name} {part} must hold numbers (bool, int or float), "
-                            f"got dtype {arr.dtype}")
-        arrays.append(arr)
-    X, y = arrays
+    X, y = (_array(who, f"{name} {part}", a) for part, a in zip("Xy", data))
     if X.ndim == 0 or y.ndim == 0 or len(X) != len(y) or len(X) == 0:
         raise ValueError(f"{who}: {name} X has {len(X) if X.ndim else 'no'} samples (shape "
                          f"{X.shape}) and y has {len(y) if y.ndim else 'no'} (shape {y.shape}); "
                          f"they need the same number, at least one")
-    if dtype is not None and X.dtype.kind == "f" and X.dtype != dtype:
-        X = X.astype(dtype)
-    return X, y
+    return _cast(X, dtype), y
 
 
 def _count(who: str, name: str, value: Any, low: int) -> int:
@@ -139,8 +144,10 @@ def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
     """model(X) in eval mode under no_grad, in batches. Shape: X (N, ...) -> output (N, ...)."""
     _check_model("predict", model)
     batch_size = _count("predict", "batch_size", batch_size, 1)
-    n = len(X) if hasattr(X, "__len__") and np.ndim(getattr(X, "data", X)) else 0
-    X = _pair("predict", "X", (X, np.zeros(n)), _dtype(model))[0]
+    X = _array("predict", "X", X)
+    if X.ndim == 0 or len(X) == 0:
+        raise ValueError(f"predict: X needs at least one sample along axis 0, got shape {X.shape}")
+    X = _cast(X, _dtype(model))
     with _evaluating(model):
         return np.concatenate([model(Tensor(xb)).data
                                for (xb,) in batches(X, batch_size=batch_size)])
