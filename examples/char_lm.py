@@ -350,6 +350,9 @@ def sample(model: CharLM, vocab: Vocab, prime: str, length: int, temperature: fl
         logits, state = model(ids[None, :])
         for _ in range(length):
             z = logits.data[0, -1].astype(np.float64)
+            if not np.isfinite(z).all():
+                raise _cli.Diverged("the model's logits are not finite while sampling (weights "
+                                    "this large come from a diverged run)")
             p = np.exp((z - z.max()) / temperature)  # shift first: a tiny temperature gives 0s
             nxt = int(rng.choice(len(p), p=p / p.sum()))
             out.append(nxt)
