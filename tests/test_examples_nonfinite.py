@@ -109,6 +109,7 @@ def test_imdb_diverging_exits_1(tmp_path):
     assert "at epoch 1, batch " in line and "validation accuracy" not in proc.stdout
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
 def test_custom_cell_diverging_exits_1(capsys):
     assert example("custom_cell").main(["--lr", "1e6", "--steps", "50"]) == 1
     err = capsys.readouterr().err

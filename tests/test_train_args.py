@@ -16,7 +16,9 @@ Y = X @ np.array([[1.0], [-2.0], [0.5]], np.float32)
 
 
 class NoEval:
-    """Callable with parameters() and train(), but no eval(): not a Module."""
+    """Callable with parameters(), train() and .training, but no eval(): not a Module."""
+
+    training = True
 
     def __call__(self, x):
         return x
@@ -25,6 +27,15 @@ class NoEval:
         return iter(())
 
     def train(self, mode=True):
+        return self
+
+
+class NoMode(NoEval):
+    """Has eval() too, but no .training flag to restore."""
+
+    training = property(lambda self: (_ for _ in ()).throw(AttributeError("training")))
+
+    def eval(self):
         return self
 
 
@@ -44,6 +55,7 @@ FIT_CASES = [
     ("model", None, TypeError, r"fit: model must be a Module"),
     ("model", 3, TypeError, r"fit: model must be a Module .*got int"),
     ("model", NoEval(), TypeError, r"fit: model must be a Module .*got NoEval"),
+    ("model", NoMode(), TypeError, r"fit: model must be a Module .*\.training\), got NoMode"),
     ("model", np.zeros(3), TypeError, r"fit: model must be a Module .*got ndarray"),
     ("loss_fn", None, TypeError, r"fit: loss_fn must be a function"),
     ("loss_fn", "mse", TypeError, r"fit: loss_fn must be a function .*got str"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinygrad_rnn import fit_args as args
 from tinygrad_rnn.data import batches
 from tinygrad_rnn.history import History, plot_history, restore_best
 from tinygrad_rnn.metrics import accuracy, binary_accuracy, binary_accuracy_logits
@@ -46,67 +46,6 @@ class NonFiniteError(FloatingPointError, RuntimeError):
         self.epoch, self.batch, self.step, self.history = epoch, batch, step, history
 
 
-def _array(who: str, label: str, a: Any) -> np.ndarray:
-    """`a` (array, list or Tensor) as a numeric ndarray; `label` names it in errors."""
-    try:
-        arr = np.asarray(a.data if isinstance(a, Tensor) else a)
-    except (ValueError, TypeError) as err:  # ragged nested lists
-        raise ValueError(f"{who}: {label} is not a rectangular array ({err})") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{who}: {label} must hold numbers (bool, int or float), got dtype "
-                        f"{arr.dtype}")
-    return arr
-
-
-def _cast(X: np.ndarray, dtype: np.dtype | None) -> np.ndarray:
-    """Floating X in the model's dtype; integer X (token indices) as it is."""
-    return X.astype(dtype) if dtype is not None and X.dtype.kind == "f" and X.dtype != dtype else X
-
-
-def _pair(who: str, name: str, data: Any, dtype: np.dtype | None) -> tuple[np.ndarray, ...]:
-    """(X, y) as numeric arrays of equal length; floating X is cast to the model's dtype."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"{who}: {name} must be a tuple (X, y) of arrays, got "
-                        f"{type(data).__name__}")
-    X, y = (_array(who, f"{name} {part}", a) for part, a in zip("Xy", data))
-    if X.ndim == 0 or y.ndim == 0 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"{who}: {name} X has {len(X) if X.ndim else 'no'} samples (shape "
-                         f"{X.shape}) and y has {len(y) if y.ndim else 'no'} (shape {y.shape}); "
-                         f"they need the same number, at least one")
-    return _cast(X, dtype), y
-
-
-def _count(who: str, name: str, value: Any, low: int) -> int:
-    """An int (not a bool) >= low: TypeError for another type, ValueError below low."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: {name} must be an int >= {low}, got {type(value).__name__} "
-                        f"{value!r}")
-    if value < low:
-        raise ValueError(f"{who}: {name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def _callable(who: str, name: str, value: Any, what: str) -> None:
-    if not callable(value):
-        raise TypeError(f"{who}: {name} must be {what}, got {type(value).__name__}")
-
-
-def _metrics(who: str, metrics: Any) -> dict[str, Metric]:
-    """name -> fn, with str names other than 'loss' and 'val_*', and callable values."""
-    if metrics is None:
-        return {}
-    if not isinstance(metrics, Mapping):
-        raise TypeError(f"{who}: metrics must be a dict name -> fn(prediction, target), got "
-                        f"{type(metrics).__name__}")
-    for key, fn in metrics.items():
-        if not isinstance(key, str):
-            raise TypeError(f"{who}: metric names must be str, got {key!r}")
-        _callable(who, f"metrics[{key!r}]", fn, "a function fn(prediction, target) -> float")
-    if "loss" in metrics or any(key.startswith("val_") for key in metrics):
-        raise ValueError(f"{who}: metric names can't be 'loss' or 'val_*', got {sorted(metrics)}")
-    return dict(metrics)
-
-
 def _scalar(who: str, loss: Any) -> Tensor:
     if not isinstance(loss, Tensor) or loss.data.size != 1:
         what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
@@ -122,13 +61,6 @@ def _dtype(model: Any) -> np.dtype | None:
     return next((p.dtype for p in model.parameters()), None)
 
 
-def _check_model(who: str, model: Any) -> None:
-    if not (callable(model) and all(callable(getattr(model, m, None))
-                                    for m in ("parameters", "train", "eval"))):
-        raise TypeError(f"{who}: model must be a Module (callable, with parameters(), train() "
-                        f"and eval()), got {type(model).__name__}")
-
-
 @contextlib.contextmanager
 def _evaluating(model: Any) -> Iterator[Any]:
     """Eval mode and no_grad inside; the model's previous mode is restored on the way out."""
@@ -142,12 +74,12 @@ def _evaluating(model: Any) -> Iterator[Any]:
 
 def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
     """model(X) in eval mode under no_grad, in batches. Shape: X (N, ...) -> output (N, ...)."""
-    _check_model("predict", model)
-    batch_size = _count("predict", "batch_size", batch_size, 1)
-    X = _array("predict", "X", X)
+    args.require_model("predict", model)
+    batch_size = args.count("predict", "batch_size", batch_size, 1)
+    X = args.array("predict", "X", X)
     if X.ndim == 0 or len(X) == 0:
         raise ValueError(f"predict: X needs at least one sample along axis 0, got shape {X.shape}")
-    X = _cast(X, _dtype(model))
+    X = args.cast(X, _dtype(model))
     with _evaluating(model):
         return np.concatenate([model(Tensor(xb)).data
                                for (xb,) in batches(X, batch_size=batch_size)])
@@ -157,11 +89,11 @@ def evaluate(model: Any, loss_fn: LossFn, data: Any, batch_size: int = 256,
              metrics: Mapping[str, Metric] | None = None) -> dict[str, float]:
     """{"loss": ..., "<metric>": ...} over `data` = (X, y) in eval mode under no_grad: each the
     batch-size-weighted mean of per-batch values. Shape: X (N, ...), y (N, ...)."""
-    _check_model("evaluate", model)
-    _callable("evaluate", "loss_fn", loss_fn, "a function loss_fn(prediction, target)")
-    batch_size = _count("evaluate", "batch_size", batch_size, 1)
-    metrics = _metrics("evaluate", metrics)
-    X, y = _pair("evaluate", "data", data, _dtype(model))
+    args.require_model("evaluate", model)
+    args.require_callable("evaluate", "loss_fn", loss_fn, "a function loss_fn(prediction, target)")
+    batch_size = args.count("evaluate", "batch_size", batch_size, 1)
+    metrics = args.metrics_dict("evaluate", metrics)
+    X, y = args.pair("evaluate", "data", data, _dtype(model))
     return _evaluate(model, loss_fn, (X, y), batch_size, metrics)
 
 
@@ -210,31 +142,6 @@ def _nonfinite_grad(named: list[tuple[str, Any]]) -> str | None:
     return None
 
 
-def _checkpoint_path(checkpoint: Any) -> str | None:
-    if checkpoint is None:
-        return None
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"fit: checkpoint must be a path (str or os.PathLike), got "
-                        f"{type(checkpoint).__name__}")
-    checkpoint = os.fspath(checkpoint)
-    folder = os.path.dirname(os.path.abspath(checkpoint))
-    if not os.path.isdir(folder):  # fail now, not after the first epoch's work
-        raise FileNotFoundError(f"fit: the checkpoint folder {folder} does not exist "
-                                f"(checkpoint={checkpoint!r}); create it first")
-    if os.path.isdir(checkpoint):
-        raise IsADirectoryError(f"fit: checkpoint={checkpoint!r} is a folder; give a file "
-                                f"name such as {os.path.join(checkpoint, 'best.npz')!r}")
-    return checkpoint
-
-
-def _generator(rng: Any) -> np.random.Generator:
-    try:
-        return np.random.default_rng(rng)
-    except (TypeError, ValueError) as err:
-        raise type(err)(f"fit: rng must be None, an int >= 0 or a np.random.Generator, got "
-                        f"{rng!r}") from None
-
-
 def _diverged(what: str, where: str, history: History,
               stopped: str = "training stopped before that update was applied") -> str:
     """The message of a NonFiniteError: what turned non-finite, where, and the checkpoint."""
@@ -274,21 +181,21 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
     Raises: NonFiniteError when a loss, a gradient or val_loss is NaN or inf, naming the step,
         before the bad update; the checkpoint keeps the best parameters seen before it.
     """
-    _check_model("fit", model)
-    _callable("fit", "loss_fn", loss_fn, "a function loss_fn(prediction, target)")
+    args.require_model("fit", model)
+    args.require_callable("fit", "loss_fn", loss_fn, "a function loss_fn(prediction, target)")
     for method in ("zero_grad", "step"):
-        _callable("fit", f"optimizer.{method}", getattr(optimizer, method, None),
+        args.require_callable("fit", f"optimizer.{method}", getattr(optimizer, method, None),
                   "a method (pass a tinygrad_rnn.optim optimizer)")
-    epochs, batch_size = _count("fit", "epochs", epochs, 1), _count("fit", "batch_size",
+    epochs, batch_size = args.count("fit", "epochs", epochs, 1), args.count("fit", "batch_size",
                                                                     batch_size, 1)
-    X, y = _pair("fit", "train", train, _dtype(model))
-    val = None if validation is None else _pair("fit", "validation", validation, _dtype(model))
-    metrics = _metrics("fit", metrics)
-    checkpoint = _checkpoint_path(checkpoint)
+    X, y = args.pair("fit", "train", train, _dtype(model))
+    val = None if validation is None else args.pair("fit", "validation", validation, _dtype(model))
+    metrics = args.metrics_dict("fit", metrics)
+    checkpoint = args.checkpoint_path(checkpoint)
     for name, flag in (("progress", progress), ("shuffle", shuffle)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"fit: {name} must be True or False, got {flag!r}")
-    gen, named = _generator(rng), _named(model, optimizer)
+    gen, named = args.generator(rng), _named(model, optimizer)
     history = History("loss" if val is None else "val_loss", checkpoint)
     n_batches = math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * n_batches, disable=not progress, unit="batch", dynamic_ncols=True)
