@@ -253,3 +253,15 @@ def test_the_model_mode_is_restored_and_the_bar_closed(capfd):
     assert not model.training
     err = capfd.readouterr().err
     assert err.count("epoch 1/1") >= 1 and err.endswith("\n")  # the bar ended its line
+
+
+def test_the_history_on_the_error_restores_the_best_checkpoint(tmp_path):
+    model = linear()
+    opt = Snapshots(model)
+    with pytest.raises(train.NonFiniteError) as info:
+        train.fit(model, poisoned(7), opt, regression(12), 4, 4, checkpoint=tmp_path / "b.npz",
+                  shuffle=False, progress=False)
+    best = info.value.history.best_epoch
+    assert best in (0, 1)
+    info.value.history.restore_best(model)
+    np.testing.assert_array_equal(model.weight.data, opt.states[3 * best + 2]["weight"])
