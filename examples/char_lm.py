@@ -36,6 +36,7 @@ import math
 import sys
 import sysconfig
 import time
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -50,6 +51,9 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
+
 UNK = "\ufffd"
 VOCAB_SIZE = 100          # most frequent printable characters kept, plus UNK
 CORPUS_CHARS = 1_500_000  # stdlib subset size
@@ -57,6 +61,10 @@ MAX_FILE_BYTES = 100_000  # no single module dominates the subset
 VAL_EVERY_FILE = 10       # stdlib: every 10th chosen file is validation text
 VAL_FRACTION = 0.1        # --text: the last 10% is validation text
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight_ih has GATES * hidden rows, as torch
+LIMITS = {"embed": 4096, "hidden": 4096, "layers": 16}  # per size, for flags and checkpoints
+MAX_PARAMS = 50_000_000   # ~200 MB of float32: far beyond a CPU run, far below tens of GB
+MAX_META_CHARS = 1 << 20  # the __meta__ JSON of a real checkpoint is a few hundred characters
 
 
 class UsageError(Exception):
@@ -215,25 +223,122 @@ def evaluate(model: CharLM, ids: np.ndarray, seq_len: int, n_streams: int = 128)
 
 def save_checkpoint(model: CharLM, path: Path, meta: dict) -> None:
     state = model.state_dict()
-    state["__meta__"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)  # save takes numbers
+    # the JSON's utf-8 bytes: tg.save keeps to numeric arrays, and nothing loads with pickle
+    state["__meta__"] = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
     tg.save(state, path)
 
 
-def load_checkpoint(path: str) -> tuple[CharLM, Vocab, dict]:
+def shapes(vocab: int, embed: int, hidden: int, layers: int, cell: str) -> dict[str, tuple]:
+    """Every parameter's shape in a CharLM of these sizes (torch's stack layout), by name."""
+    rows = GATES[cell] * hidden
+    out = {"embedding.weight": (vocab, embed)}
+    for k in range(layers):
+        out.update({f"rnn.weight_ih_l{k}": (rows, embed if k == 0 else hidden),
+                    f"rnn.weight_hh_l{k}": (rows, hidden), f"rnn.bias_ih_l{k}": (rows,),
+                    f"rnn.bias_hh_l{k}": (rows,)})
+    out.update({"head.weight": (vocab, hidden), "head.bias": (vocab,)})
+    return out
+
+
+def n_params(shapes_: dict[str, tuple]) -> int:
+    return sum(math.prod(shape) for shape in shapes_.values())
+
+
+def npz_headers(path: str, flag: str) -> dict[str, tuple[tuple, np.dtype]]:
+    """name -> (shape, dtype) of every array in an .npz, read from the .npy headers only:
+    nothing is allocated for the data, whatever the file claims."""
     try:
-        state = tg.load(path)
-    except (FileNotFoundError, ValueError) as err:
-        raise UsageError(f"--sample-only: {err}") from None
-    if "__meta__" not in state:
-        raise UsageError(f"--sample-only: {path} has no __meta__ entry; it was not written by "
-                         "char_lm.py")
-    meta = json.loads(state.pop("__meta__").astype(np.uint8).tobytes())
+        with zipfile.ZipFile(path) as zf:
+            headers = {}
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise UsageError(f"{flag} {path}: member {info.filename!r} is not an array")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise UsageError(f"{flag} {path}: {info.filename} has .npy format "
+                                         f"{version}, expected 1.0 or 2.0")
+                    shape, _, dtype = read(f)
+                headers[info.filename[:-4]] = (shape, dtype)
+            return headers
+    except FileNotFoundError:
+        raise UsageError(f"{flag} {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{flag} {path}: a folder, not a checkpoint file") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise UsageError(f"{flag} {path}: not a checkpoint written by char_lm.py (not a "
+                         f"readable .npz: {err})") from None
+
+
+def check_meta(meta: object, where: str) -> dict:
+    """The checkpoint's metadata if its types and sizes are sane, else a UsageError."""
+    if not isinstance(meta, dict):
+        raise UsageError(f"{where}: __meta__ is not a JSON object")
+    vocab = meta.get("vocab")
+    if not (isinstance(vocab, str) and vocab.startswith(UNK)
+            and 2 <= len(vocab) <= VOCAB_SIZE + 1 and len(set(vocab)) == len(vocab)):
+        raise UsageError(f"{where}: __meta__ vocab must be 2 to {VOCAB_SIZE + 1} distinct "
+                         "characters starting with U+FFFD")
+    if meta.get("cell") not in CELLS:
+        raise UsageError(f"{where}: __meta__ cell must be one of {sorted(CELLS)}, got "
+                         f"{meta.get('cell')!r}"[:200])
+    for key, high in LIMITS.items():
+        value = meta.get(key)
+        if not (type(value) is int and 1 <= value <= high):
+            raise UsageError(f"{where}: __meta__ {key} must be an integer from 1 to {high}, got "
+                             f"{value!r}"[:200])
+    for key in ("prime", "source"):
+        if not isinstance(meta.get(key, ""), str):
+            raise UsageError(f"{where}: __meta__ {key} must be a string")
+    for key in ("val_bits", "unigram_bits", "dropout", "step"):
+        value = meta.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"{where}: __meta__ {key} must be a number, got {value!r}"[:200])
+    return meta
+
+
+def load_checkpoint(path: str, flag: str = "--sample-only") -> tuple[CharLM, Vocab, dict]:
+    """The model, vocabulary and metadata of a checkpoint written by this script.
+
+    The .npy headers and the metadata are checked (sizes within LIMITS and MAX_PARAMS, every
+    array's name, shape and float dtype) before any array is read or any model is built.
+    """
+    where = f"{flag} {path}"
+    headers = npz_headers(path, flag)
+    meta_shape, meta_dtype = headers.pop("__meta__", ((None,), None))
+    if (len(meta_shape) != 1 or meta_dtype != np.uint8
+            or meta_shape[0] > 4 * MAX_META_CHARS):
+        raise UsageError(f"{where}: no usable __meta__ entry (a JSON text's utf-8 bytes); it "
+                         "was not written by char_lm.py")
+    with np.load(path, allow_pickle=False) as npz:
+        raw = npz["__meta__"].tobytes()
+    try:
+        meta = check_meta(json.loads(raw.decode("utf-8")), where)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UsageError(f"{where}: __meta__ is not valid JSON ({err})") from None
+    want = shapes(len(meta["vocab"]), meta["embed"], meta["hidden"], meta["layers"],
+                  meta["cell"])
+    if n_params(want) > MAX_PARAMS:
+        raise UsageError(f"{where}: __meta__ describes {n_params(want):,} parameters, more "
+                         f"than this script's limit of {MAX_PARAMS:,}")
+    problems = [f"missing {k}" for k in want if k not in headers]
+    problems += [f"unexpected {k}" for k in headers if k not in want]
+    problems += [f"{k} has shape {headers[k][0]} and dtype {headers[k][1]}, expected {shape} "
+                 "float" for k, shape in want.items()
+                 if k in headers and (headers[k][0] != shape or headers[k][1].kind != "f")]
+    if problems:
+        raise UsageError(f"{where}: arrays do not match its __meta__: "
+                         + "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else ""))
+    with np.load(path, allow_pickle=False) as npz:
+        state = {k: npz[k] for k in want}
+    bad = [k for k, a in state.items() if not np.isfinite(a).all()]
+    if bad:
+        raise UsageError(f"{where}: {bad[0]} holds NaN or inf (saved from a diverged run?)")
     vocab = Vocab(meta["vocab"])
     model = CharLM(len(vocab), meta["embed"], meta["hidden"], meta["layers"], meta["cell"])
-    try:
-        model.load_state_dict(state)
-    except nn.StateDictError as err:
-        raise UsageError(f"--sample-only: {err}") from None
+    model.load_state_dict(state)
     return model, vocab, meta
 
 
@@ -246,8 +351,11 @@ def sample(model: CharLM, vocab: Vocab, prime: str, length: int, temperature: fl
     with tg.no_grad():
         logits, state = model(ids[None, :])
         for _ in range(length):
-            z = logits.data[0, -1].astype(np.float64) / temperature
-            p = np.exp(z - z.max())
+            z = logits.data[0, -1].astype(np.float64)
+            if not np.isfinite(z).all():
+                raise _cli.Diverged("the model's logits are not finite while sampling (weights "
+                                    "this large come from a diverged run)")
+            p = np.exp((z - z.max()) / temperature)  # shift first: a tiny temperature gives 0s
             nxt = int(rng.choice(len(p), p=p / p.sum()))
             out.append(nxt)
             logits, state = model(np.array([[nxt]]), state)
@@ -257,42 +365,45 @@ def sample(model: CharLM, vocab: Vocab, prime: str, length: int, temperature: fl
 # ---- main -----------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """The flags; a bad value exits 2 with one line naming the flag and what was expected."""
+    ap = _cli.Parser(description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    size = {key: _cli.integer(1, high) for key, high in LIMITS.items()}
     ap.add_argument("--text", help="train on this UTF-8 file instead of the stdlib sources")
     ap.add_argument("--cell", choices=sorted(CELLS), default="lstm")
-    ap.add_argument("--hidden", type=int, default=192, help="hidden units per layer")
-    ap.add_argument("--layers", type=int, default=1)
-    ap.add_argument("--embed", type=int, default=32, help="embedding size")
-    ap.add_argument("--dropout", type=float, default=0.0,
+    ap.add_argument("--hidden", type=size["hidden"], default=192, help="hidden units per layer")
+    ap.add_argument("--layers", type=size["layers"], default=1)
+    ap.add_argument("--embed", type=size["embed"], default=32, help="embedding size")
+    ap.add_argument("--dropout", type=_cli.number(0, 1, below=True), default=0.0,
                     help="dropout probability (for longer runs, which overfit without it)")
-    ap.add_argument("--seq-len", type=int, default=32, help="BPTT chunk length")
-    ap.add_argument("--batch-size", type=int, default=32, help="parallel text streams")
-    ap.add_argument("--steps", type=int, default=3500, help="training steps (chunks)")
-    ap.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate (decays 10x)")
-    ap.add_argument("--clip", type=float, default=1.0, help="ClipGlobalNorm max_norm")
-    ap.add_argument("--eval-every", type=int, default=500, help="steps between validations")
-    ap.add_argument("--time-limit", type=float, default=240.0,
+    ap.add_argument("--seq-len", type=_cli.integer(1, 100_000), default=32,
+                    help="BPTT chunk length")
+    ap.add_argument("--batch-size", type=_cli.integer(1, 100_000), default=32,
+                    help="parallel text streams")
+    ap.add_argument("--steps", type=_cli.integer(1), default=3500, help="training steps (chunks)")
+    ap.add_argument("--lr", type=_cli.number(0, above=True), default=5e-3,
+                    help="Adam learning rate (decays 10x)")
+    ap.add_argument("--clip", type=_cli.number(0, above=True, allow_inf=True), default=1.0,
+                    help="ClipGlobalNorm max_norm (inf: no clipping)")
+    ap.add_argument("--eval-every", type=_cli.integer(1), default=500,
+                    help="steps between validations")
+    ap.add_argument("--time-limit", type=_cli.number(0, allow_inf=True), default=240.0,
                     help="stop training after this many seconds (0: no limit)")
-    ap.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
-    ap.add_argument("--sample-len", type=int, default=600, help="characters to sample")
+    ap.add_argument("--temperature", type=_cli.number(0, above=True), default=0.7,
+                    help="sampling temperature")
+    ap.add_argument("--sample-len", type=_cli.integer(0, 1_000_000), default=600,
+                    help="characters to sample")
     ap.add_argument("--prime", help='text the sample starts from (default: "class " after '
                     'training on the stdlib, else a newline)')
     ap.add_argument("--sample-only", metavar="CHECKPOINT",
                     help="load a checkpoint saved by this script and only sample")
     ap.add_argument("--out", default="runs/char_lm.npz", help="best checkpoint path")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=_cli.seed, default=0)
     args = ap.parse_args(argv)
-    for name in ("hidden", "layers", "embed", "seq_len", "batch_size", "steps", "eval_every"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("temperature", "lr"):
-        if not getattr(args, name) > 0:
-            ap.error(f"--{name} must be > 0")
-    if not 0.0 <= args.dropout < 1.0:
-        ap.error("--dropout must be in [0, 1)")
-    if args.sample_len < 0:
-        ap.error("--sample-len must be >= 0")
+    total = n_params(shapes(VOCAB_SIZE + 1, args.embed, args.hidden, args.layers, args.cell))
+    if total > MAX_PARAMS:
+        ap.error(f"--hidden {args.hidden}, --embed {args.embed} and --layers {args.layers} make "
+                 f"{total:,} parameters, more than this example's limit of {MAX_PARAMS:,}")
     return args
 
 
@@ -322,7 +433,7 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     n_params = sum(p.size for p in model.parameters())
     print(f"model: Embedding({len(vocab)}, {args.embed}) -> {args.cell.upper()}(hidden "
           f"{args.hidden}, layers {args.layers}) -> Linear; {n_params:,} parameters, float32")
-    clip = optim.ClipGlobalNorm(args.clip)
+    clip = optim.ClipGlobalNorm(args.clip, error_if_nonfinite=True)  # raises before the update
     opt = optim.Adam(model.named_parameters(), lr=args.lr, hooks=[clip])
 
     x, y = streams(train_ids, args.batch_size, args.seq_len)
@@ -334,38 +445,52 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     ema, ema_weight = 0.0, 0.0  # bias-corrected moving average of the training bits/char
     start = time.perf_counter()
     bar = tqdm(range(1, args.steps + 1), desc="train", unit="step", dynamic_ncols=True)
-    for step in bar:
-        k = (step - 1) % chunks
-        if k == 0:
-            state = None  # a new pass over the streams starts from a zero state
-        cols = slice(k * args.seq_len, (k + 1) * args.seq_len)
-        opt.lr = args.lr * 0.1 ** ((step - 1) / args.steps)  # exponential decay to lr / 10
-        logits, state = model(x[:, cols], state)
-        loss = F.cross_entropy(logits, y[:, cols])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        state = detach(state)
-        ema, ema_weight = 0.98 * ema + loss.item() / math.log(2), 0.98 * ema_weight + 1.0
-        running = ema / ema_weight
-        bar.set_postfix(bits=f"{running:.3f}", grad_norm=f"{clip.last_norm:.2f}")
-        timed_out = args.time_limit and time.perf_counter() - start > args.time_limit
-        if step % args.eval_every == 0 or step == args.steps or timed_out:
-            val = evaluate(model, val_ids, args.seq_len)
-            note = ""
-            if val < best:
-                best, best_step = val, step
-                save_checkpoint(model, out, {**meta, "step": step, "val_bits": val})
-                note = f", saved {out}"
-            bar.write(f"step {step}: train {running:.3f}, validation {val:.3f} bits/char "
-                      f"(unigram {baseline:.3f}){note}")
-        if timed_out:
-            bar.write(f"time limit of {args.time_limit:g} s reached at step {step} of "
-                      f"{args.steps}; pass --time-limit 0 to run every step")
-            break
-    bar.close()
+    try:
+        for step in bar:
+            k = (step - 1) % chunks
+            if k == 0:
+                state = None  # a new pass over the streams starts from a zero state
+            cols = slice(k * args.seq_len, (k + 1) * args.seq_len)
+            opt.lr = args.lr * 0.1 ** ((step - 1) / args.steps)  # exponential decay to lr / 10
+            logits, state = model(x[:, cols], state)
+            loss = F.cross_entropy(logits, y[:, cols])
+            bits = _cli.check_loss(loss.item(), f"step {step}") / math.log(2)
+            opt.zero_grad()
+            loss.backward()
+            try:
+                opt.step()
+            except RuntimeError as err:  # the clip hook: a non-finite gradient norm
+                raise _cli.Diverged(f"the gradient norm is not finite at step {step} ({err})"
+                                    ) from None
+            state = detach(state)
+            ema, ema_weight = 0.98 * ema + bits, 0.98 * ema_weight + 1.0
+            running = ema / ema_weight
+            bar.set_postfix(bits=f"{running:.3f}", grad_norm=f"{clip.last_norm:.2f}")
+            timed_out = args.time_limit and time.perf_counter() - start > args.time_limit
+            if step % args.eval_every == 0 or step == args.steps or timed_out:
+                val = evaluate(model, val_ids, args.seq_len)
+                if not math.isfinite(val):
+                    raise _cli.Diverged(f"the validation loss is {val} at step {step}")
+                note = ""
+                if val < best:
+                    best, best_step = val, step
+                    save_checkpoint(model, out, {**meta, "step": step, "val_bits": val})
+                    note = f", saved {out}"
+                bar.write(f"step {step}: train {running:.3f}, validation {val:.3f} bits/char "
+                          f"(unigram {baseline:.3f}){note}")
+            if timed_out:
+                bar.write(f"time limit of {args.time_limit:g} s reached at step {step} of "
+                          f"{args.steps}; pass --time-limit 0 to run every step")
+                break
+    except _cli.Diverged as err:
+        kept = (f"this run's best checkpoint (step {best_step}, {best:.3f} bits/char) is in "
+                f"{out}" if best_step else f"this run saved no checkpoint ({out} is as it was)")
+        raise _cli.Diverged(f"training diverged: {err}; {kept}; try a lower --lr or --clip") \
+            from None
+    finally:
+        bar.close()
     minutes = (time.perf_counter() - start) / 60
-    model, vocab, meta = load_checkpoint(str(out))
+    model, vocab, meta = load_checkpoint(str(out), "--out")
     print(f"\nbest validation: {best:.3f} bits/char at step {best_step} "
           f"(unigram baseline {baseline:.3f} bits/char); trained {minutes:.1f} min; "
           f"checkpoint {out}")
@@ -385,8 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         prime = meta.get("prime", "\n") if args.prime is None else args.prime
         text = sample(model, vocab, prime, args.sample_len, args.temperature, rng)
     except UsageError as err:
-        print(f"{Path(sys.argv[0]).name}: error: {err}", file=sys.stderr)
-        return 2
+        return _cli.fail(str(err), 2)
+    except _cli.Diverged as err:  # nothing is sampled: the run has no model to show
+        return _cli.fail(str(err), 1)
     except KeyboardInterrupt:  # the best checkpoint so far stays in --out
         print("\ninterrupted", file=sys.stderr)
         return 130

@@ -9,12 +9,18 @@ step's state, recovers the previous one.
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from tinygrad_rnn import data, nn, optim, train
 from tinygrad_rnn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
 
 
 def run(epochs: int = 12, hidden: int = 8, seed: int = 0, train_size: int = 1000,
@@ -33,29 +39,35 @@ def run(epochs: int = 12, hidden: int = 8, seed: int = 0, train_size: int = 1000
     seconds = time.perf_counter() - start
     mse = float(((train.predict(model, X_test) - Y_test) ** 2).mean())
     if plot:
+        _cli.make_parent(plot)
         train.plot_history(history, plot)
     return {"mse": mse, "seconds": seconds, "history": history}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--hidden", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-size", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=10, help="sequence length T")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.01)
+def main(argv: list[str] | None = None) -> int:
+    parser = _cli.Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=_cli.integer(1), default=12)
+    parser.add_argument("--hidden", type=_cli.integer(1, 4096), default=8)
+    parser.add_argument("--seed", type=_cli.seed, default=0)
+    parser.add_argument("--train-size", type=_cli.integer(1, 10**6), default=1000)
+    parser.add_argument("--steps", type=_cli.integer(1, 10**4), default=10, help="sequence length T")
+    parser.add_argument("--batch-size", type=_cli.integer(1), default=32)
+    parser.add_argument("--lr", type=_cli.number(0, above=True), default=0.01)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="show the tqdm progress bar (on stderr)")
-    parser.add_argument("--plot", metavar="PNG", help="write the loss curves here")
+    parser.add_argument("--plot", metavar="PNG", type=_cli.output_file, help="write the loss curves here")
     args = parser.parse_args(argv)
-    result = run(args.epochs, args.hidden, args.seed, args.train_size, args.steps,
-                 args.batch_size, args.lr, progress=args.progress, plot=args.plot)
+    try:
+        result = run(args.epochs, args.hidden, args.seed, args.train_size, args.steps,
+                     args.batch_size, args.lr, progress=args.progress, plot=args.plot)
+    except train.NonFiniteError as err:
+        return _cli.fail(f"training diverged: {err}")
+    if not math.isfinite(result["mse"]):
+        return _cli.fail(f"the held-out MSE is {result['mse']}: the model's output is not finite")
     print(f"echo: held-out MSE {result['mse']:.2e} on 500 sequences of {args.steps} steps "
           f"({args.epochs} epochs, {result['seconds']:.1f} s)")
-    return result
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

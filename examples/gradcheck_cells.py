@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from tinygrad_rnn.grad_check import numeric_grad
 from tinygrad_rnn.nn import Cell, GRUCell, LSTMCell, Parameter, Recurrent, RNNCell
 from tinygrad_rnn.ops import OPS, Op, primitive
 from tinygrad_rnn.tensor import apply
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
 
 INPUT = 3
 
@@ -78,11 +82,11 @@ def error_rows(layer: Recurrent, loss_fn) -> list[tuple[str, tuple, float, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--T", type=int, default=4, help="unrolled steps")
-    parser.add_argument("--hidden", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = _cli.Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--T", type=_cli.integer(1, 1000), default=4, help="unrolled steps")
+    parser.add_argument("--hidden", type=_cli.integer(1, 256), default=4)
+    parser.add_argument("--batch", type=_cli.integer(1, 1000), default=2)
+    parser.add_argument("--seed", type=_cli.seed, default=0)
     parser.add_argument("--plant-bug", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

@@ -5,19 +5,25 @@ length T with the loss at the last step only, records ||dLoss/dh_t|| for every s
 `diagnostics.record`, prints a table every ~T/10 steps and saves one semilog plot.
 Part 2 scales an RNN's recurrent weights up (`--scale`, so the step Jacobian has a spectral
 radius above 1) and trains it with SGD with and without `optim.ClipGlobalNorm`, printing the
-loss and the hook's `last_norm` (the global gradient norm before clipping).
+loss and the hook's `last_norm` (the global gradient norm before clipping). A run whose loss
+turns non-finite stops there and says so; the script exits 1 if the clipped run does.
 
     python examples/gradient_flow.py [--T 100] [--steps 40] [--out gradient_flow.png]
 """
 
 from __future__ import annotations
 
-import argparse
+import math
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from tinygrad_rnn import Tensor, diagnostics, nn, optim
 from tinygrad_rnn import functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
 
 INPUT, HIDDEN, BATCH = 8, 32, 8
 
@@ -60,7 +66,8 @@ def flow_table(norms: dict[str, dict[str, np.ndarray]], steps: int) -> str:
 def train_exploding(steps: int, clip: float | None, length: int, scale: float,
                     lr: float = 0.1, seed: int = 0) -> list[tuple[int, float, float]]:
     """SGD on a tanh RNN whose weight_hh is multiplied by `scale`; the target mixes the first
-    and last inputs. Returns (step, loss, global grad norm before clipping) per step."""
+    and last inputs. Returns (step, loss, global grad norm before clipping) per step; a step
+    whose loss is not finite ends the run (its norm is NaN, nothing was updated)."""
     np.random.seed(seed)
     rnn = nn.RNN(4, HIDDEN, batch_first=True).to(np.float64)
     head = nn.Linear(HIDDEN, 1).to(np.float64)
@@ -78,6 +85,9 @@ def train_exploding(steps: int, clip: float | None, length: int, scale: float,
             opt.zero_grad()
             out, _ = rnn(Tensor(x))
             loss = F.mse_loss(head(out[:, -1]), y)
+            if not math.isfinite(loss.item()):  # diverged: stop before a NaN update
+                log.append((step, loss.item(), math.nan))
+                break
             loss.backward()
             opt.step()
             log.append((step, loss.item(), hook.last_norm))
@@ -85,12 +95,15 @@ def train_exploding(steps: int, clip: float | None, length: int, scale: float,
 
 
 def clip_table(runs: dict[str, list[tuple[int, float, float]]], every: int) -> str:
-    names = list(runs)
-    lines = [f"{'step':>5}" + "".join(f"{n + ' loss':>18}{n + ' norm':>18}" for n in names)]
-    for i, (step, *_) in enumerate(runs[names[0]]):
-        if step % every == 0 or i == len(runs[names[0]]) - 1:
-            lines.append(f"{step:>5}" + "".join(f"{runs[n][i][1]:>18.4g}{runs[n][i][2]:>18.3e}"
-                                                for n in names))
+    """One row every `every` steps, plus each run's last step; '-' where a run had stopped."""
+    logs = list(runs.values())
+    n = max(len(log) for log in logs)
+    lines = [f"{'step':>5}" + "".join(f"{n + ' loss':>18}{n + ' norm':>18}" for n in runs)]
+    for i in range(n):
+        if i % every == 0 or any(i == len(log) - 1 for log in logs):
+            lines.append(f"{i:>5}" + "".join(f"{log[i][1]:>18.4g}{log[i][2]:>18.3e}"
+                                             if i < len(log) else f"{'-':>18}{'-':>18}"
+                                             for log in logs))
     return "\n".join(lines)
 
 
@@ -100,13 +113,19 @@ def norms_for_plot(norms: dict[str, dict[str, np.ndarray]]) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--T", type=int, default=100, help="sequence length")
-    parser.add_argument("--steps", type=int, default=40, help="SGD steps in part 2")
-    parser.add_argument("--out", default="gradient_flow.png", help="the PNG of part 1")
-    parser.add_argument("--scale", type=float, default=4.0, help="weight_hh multiplier")
-    parser.add_argument("--clip", type=float, default=1.0, help="ClipGlobalNorm max_norm")
+    parser = _cli.Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--T", type=_cli.integer(1, 10_000), default=100, help="sequence length")
+    parser.add_argument("--steps", type=_cli.integer(1, 100_000), default=40,
+                        help="SGD steps in part 2")
+    parser.add_argument("--out", type=_cli.output_file, default="gradient_flow.png",
+                        help="the PNG of part 1")
+    parser.add_argument("--scale", type=_cli.number(), default=4.0, help="weight_hh multiplier")
+    parser.add_argument("--clip", type=_cli.number(0, above=True), default=1.0,
+                        help="ClipGlobalNorm max_norm")
+    parser.add_argument("--lr", type=_cli.number(0, above=True), default=0.1,
+                        help="SGD learning rate in part 2")
     args = parser.parse_args(argv)
+    _cli.make_parent(args.out)
 
     norms = {kind: measure(kind, args.T) for kind in ("RNN", "LSTM", "GRU", "LSTM f+1")}
     print(f"Part 1: ||dLoss/dh_t|| (LSTM: and dc_t), loss at t={args.T - 1}, default init "
@@ -116,13 +135,22 @@ def main(argv: list[str] | None = None) -> int:
                      title=f"||dLoss/dstate_t||, loss at the last of {args.T} steps")
     print(f"plot: {args.out}")
 
-    print(f"\nPart 2: tanh RNN with weight_hh x{args.scale}, T={args.T}, SGD lr 0.1")
+    print(f"\nPart 2: tanh RNN with weight_hh x{args.scale}, T={args.T}, SGD lr {args.lr:g}")
     big = measure("RNN", args.T, scale=args.scale)["h"]
     print(f"at init ||dL/dh_0|| / ||dL/dh_{args.T - 1}|| = {big[0] / big[-1]:.2e} (unscaled: "
           f"{norms['RNN']['h'][0] / norms['RNN']['h'][-1]:.2e})")
-    runs = {"no clip": train_exploding(args.steps, None, args.T, args.scale),
-            f"clip {args.clip:g}": train_exploding(args.steps, args.clip, args.T, args.scale)}
+    runs = {"no clip": train_exploding(args.steps, None, args.T, args.scale, args.lr),
+            f"clip {args.clip:g}": train_exploding(args.steps, args.clip, args.T, args.scale,
+                                                   args.lr)}
     print(clip_table(runs, every=max(1, args.steps // 8)))
+    for name, log in runs.items():
+        if not math.isfinite(log[-1][1]):
+            print(f"{name}: the loss turned {log[-1][1]} at step {log[-1][0]}: diverged, "
+                  "training stopped there")
+    clipped = runs[f"clip {args.clip:g}"][-1]
+    if not math.isfinite(clipped[1]):
+        return _cli.fail(f"the clipped run diverged too (loss {clipped[1]} at step "
+                         f"{clipped[0]}): try a smaller --lr, --clip or --scale")
     return 0
 
 

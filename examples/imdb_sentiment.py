@@ -37,6 +37,9 @@ from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.data import batches, load_imdb, pad_sequences
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
+
 KERAS_CACHE = Path.home() / ".keras" / "datasets" / "imdb.npz"
 NEEDS_FILE = """This example needs the Keras IMDB file imdb.npz (about 17 MB: 25,000 training and
 25,000 test movie reviews as word-index lists, with keys x_train, y_train, x_test, y_test).
@@ -82,27 +85,51 @@ def accuracy(model: SentimentLSTM, x: np.ndarray, lengths: np.ndarray, y: np.nda
     return correct / len(y)
 
 
+def train(model: SentimentLSTM, opt: optim.Adam, data: tuple[np.ndarray, ...],
+          val: tuple[np.ndarray, ...], args: argparse.Namespace) -> None:
+    """Epochs of shuffled batches, validation accuracy after each; Diverged on a bad loss."""
+    x_train, len_train, y_train = data
+    for epoch in range(1, args.epochs + 1):
+        start, total, seen = time.perf_counter(), 0.0, 0
+        bar = tqdm(batches(x_train, len_train, y_train, batch_size=args.batch_size,
+                           shuffle=True, rng=args.seed * 1000 + epoch),
+                   total=-(-len(y_train) // args.batch_size), desc=f"epoch {epoch}",
+                   unit="batch", dynamic_ncols=True)
+        with bar:
+            for i, (xb, lb, yb) in enumerate(bar):
+                loss = F.binary_cross_entropy_with_logits(model(xb, lb), yb)
+                value = _cli.check_loss(loss.item(), f"epoch {epoch}, batch {i + 1}")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total, seen = total + value * len(yb), seen + len(yb)
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+        acc = accuracy(model, *val, 256)
+        print(f"epoch {epoch}/{args.epochs}: train loss {total / seen:.4f}, validation accuracy "
+              f"{acc:.2%} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = _cli.Parser(description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--path", help=f"the Keras imdb.npz (default: {KERAS_CACHE} if present)")
-    ap.add_argument("--num-words", type=int, default=10_000, help="vocabulary size")
-    ap.add_argument("--maxlen", type=int, default=200, help="words kept per review (the last)")
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--limit", type=int, help="use only the first N training and N test reviews")
-    ap.add_argument("--embed", type=int, default=32)
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num-words", type=_cli.integer(4, 10_000_000), default=10_000,
+                    help="vocabulary size (indices 0-2 are padding, start and OOV)")
+    ap.add_argument("--maxlen", type=_cli.integer(1, 100_000), default=200,
+                    help="words kept per review (the last)")
+    ap.add_argument("--epochs", type=_cli.integer(1), default=3)
+    ap.add_argument("--limit", type=_cli.integer(1),
+                    help="use only the first N training and N test reviews")
+    ap.add_argument("--embed", type=_cli.integer(1, 4096), default=32)
+    ap.add_argument("--hidden", type=_cli.integer(1, 4096), default=64)
+    ap.add_argument("--batch-size", type=_cli.integer(1), default=64)
+    ap.add_argument("--lr", type=_cli.number(0, above=True), default=3e-3,
+                    help="Adam learning rate")
+    ap.add_argument("--seed", type=_cli.seed, default=0)
     args = ap.parse_args(argv)
-    for key in ("num_words", "maxlen", "epochs", "embed", "hidden", "batch_size"):
-        if getattr(args, key) < 1:
-            ap.error(f"--{key.replace('_', '-')} must be >= 1")
-    if args.num_words < 4:
-        ap.error("--num-words must be >= 4 (indices 0-2 are padding, start and OOV)")
-    if args.limit is not None and args.limit < 1:
-        ap.error("--limit must be >= 1")
+    if args.num_words * args.embed > 50_000_000:
+        ap.error(f"--num-words {args.num_words} times --embed {args.embed} is over 50,000,000 "
+                 "embedding weights, this example's limit")
     name = Path(sys.argv[0]).name
     path = args.path or (str(KERAS_CACHE) if KERAS_CACHE.is_file() else None)
     if path is None or not Path(path).is_file():
@@ -111,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         (x_train, y_train), (x_test, y_test) = load_imdb(path, num_words=args.num_words)
-    except ValueError as err:
+    except (ValueError, TypeError, OSError) as err:  # not a Keras IMDB npz
         print(f"{name}: error: {err}\n{NEEDS_FILE}", file=sys.stderr)
         return 2
     if args.limit:
@@ -128,23 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     model = SentimentLSTM(args.num_words, args.embed, args.hidden)
     opt = optim.Adam(model.parameters(), lr=args.lr, hooks=[optim.ClipGlobalNorm(1.0)])
-    for epoch in range(1, args.epochs + 1):
-        start, total, seen = time.perf_counter(), 0.0, 0
-        bar = tqdm(batches(x_train, len_train, y_train, batch_size=args.batch_size,
-                           shuffle=True, rng=args.seed * 1000 + epoch),
-                   total=-(-len(y_train) // args.batch_size), desc=f"epoch {epoch}",
-                   unit="batch", dynamic_ncols=True)
-        for xb, lb, yb in bar:
-            loss = F.binary_cross_entropy_with_logits(model(xb, lb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, seen = total + loss.item() * len(yb), seen + len(yb)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-        bar.close()
-        val = accuracy(model, x_test, len_test, y_test, 256)
-        print(f"epoch {epoch}/{args.epochs}: train loss {total / seen:.4f}, validation accuracy "
-              f"{val:.2%} ({time.perf_counter() - start:.0f} s)", flush=True)
+    try:
+        train(model, opt, (x_train, len_train, y_train), (x_test, len_test, y_test), args)
+    except _cli.Diverged as err:
+        return _cli.fail(f"training diverged: {err}; try a lower --lr")
     return 0
 
 

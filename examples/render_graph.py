@@ -9,7 +9,6 @@ with `dot -Tsvg name.dot -o name.svg`) and the script exits with status 1.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import sys
@@ -20,6 +19,9 @@ import numpy as np
 
 from tinygrad_rnn import Tensor, nn
 from tinygrad_rnn.viz import draw_graph, render
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "images"
 # Tighter than dot's defaults (0.5 and 0.25 inch): the same picture, a fifth smaller.
@@ -56,8 +58,8 @@ def counts(graph: graphviz.Digraph) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    parser = _cli.Parser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=_cli.output_folder, default=DEFAULT_OUT,
                         help="folder for the SVG files (default: docs/images in this repository)")
     out = parser.parse_args(argv).out
     out.mkdir(parents=True, exist_ok=True)

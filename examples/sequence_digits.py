@@ -32,6 +32,9 @@ from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.data import batches
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
+
 STACKS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -82,13 +85,14 @@ def run(cell: str, data: tuple[np.ndarray, ...], args: argparse.Namespace) -> di
     for epoch in range(1, args.epochs + 1):
         opt.lr = args.lr * 0.1 ** ((epoch - 1) / args.epochs)  # decay towards lr / 10: settles
         total = 0.0
-        for xb, yb in batches(x_train, y_train, batch_size=args.batch_size, shuffle=True,
-                              rng=args.seed * 1000 + epoch):
+        for i, (xb, yb) in enumerate(batches(x_train, y_train, batch_size=args.batch_size,
+                                             shuffle=True, rng=args.seed * 1000 + epoch)):
             loss = F.cross_entropy(model(xb), yb)
+            value = _cli.check_loss(loss.item(), f"{cell.upper()} epoch {epoch}, batch {i + 1}")
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(yb)
+            total += value * len(yb)
         losses.append(total / len(y_train))
         print(f"{cell:>4} epoch {epoch:2d}/{args.epochs}: train loss {losses[-1]:.4f}, "
               f"test accuracy {accuracy(model, x_test, y_test):.2%}", flush=True)
@@ -98,29 +102,29 @@ def run(cell: str, data: tuple[np.ndarray, ...], args: argparse.Namespace) -> di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap = _cli.Parser(description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--cells", nargs="+", choices=sorted(STACKS), default=["rnn", "lstm", "gru"])
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-2, help="initial Adam learning rate")
-    ap.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hidden", type=_cli.integer(1, 4096), default=64)
+    ap.add_argument("--epochs", type=_cli.integer(1), default=30)
+    ap.add_argument("--batch-size", type=_cli.integer(1), default=32)
+    ap.add_argument("--lr", type=_cli.number(0, above=True), default=1e-2,
+                    help="initial Adam learning rate")
+    ap.add_argument("--limit", type=_cli.integer(40), default=None,
+                    help="use only the first N images (at least 40: 4 per class for a "
+                         "stratified split)")
+    ap.add_argument("--seed", type=_cli.seed, default=0)
     args = ap.parse_args(argv)
-    if args.hidden < 1 or args.epochs < 1 or args.batch_size < 1:
-        ap.error("--hidden, --epochs and --batch-size must be >= 1")
-    if args.limit is not None and args.limit < 40:
-        ap.error("--limit must be at least 40 (4 images per class for a stratified split)")
     try:
         data = load(args.limit, args.seed)
     except ImportError:
-        print(f"{Path(sys.argv[0]).name}: error: this example needs scikit-learn "
-              "(pip install -e '.[examples]')", file=sys.stderr)
-        return 2
+        return _cli.fail("this example needs scikit-learn (pip install -e '.[examples]')", 2)
     print(f"digits: {len(data[2])} training and {len(data[3])} test images, each 8 steps of "
           f"8 pixels; hidden {args.hidden}, {args.epochs} epochs, Adam lr {args.lr}")
-    results = [run(cell, data, args) for cell in args.cells]
+    try:
+        results = [run(cell, data, args) for cell in args.cells]
+    except _cli.Diverged as err:
+        return _cli.fail(f"training diverged: {err}; try a lower --lr")
     print(f"\n{'cell':<6}{'params':>8}{'first loss':>12}{'last loss':>11}{'test acc':>10}"
           f"{'time':>8}")
     for r in results:

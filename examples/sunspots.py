@@ -33,6 +33,9 @@ from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.data import batches
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
+import _cli
+
 
 class Forecaster(nn.Module):
     """GRU over the window, Linear on the last output. Shape: x (B, k, 1) -> (B, 1)."""
@@ -80,27 +83,45 @@ def plot(path: str, years: np.ndarray, truth: np.ndarray, forecast: np.ndarray,
     plt.close(fig)
 
 
+def train(model: Forecaster, opt: optim.Adam, x: np.ndarray, y: np.ndarray,
+          args: argparse.Namespace) -> None:
+    """Adam over shuffled batches, lr decaying towards lr / 10; Diverged on a non-finite loss."""
+    for epoch in range(1, args.epochs + 1):
+        opt.lr = args.lr * 0.1 ** ((epoch - 1) / args.epochs)
+        total = 0.0
+        for i, (xb, yb) in enumerate(batches(x, y, batch_size=args.batch_size, shuffle=True,
+                                             rng=args.seed * 100_000 + epoch)):
+            loss = F.mse_loss(model(xb), yb)
+            value = _cli.check_loss(loss.item(), f"epoch {epoch}, batch {i + 1}")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += value * len(yb)
+        if epoch == 1 or epoch % max(1, args.epochs // 10) == 0 or epoch == args.epochs:
+            print(f"epoch {epoch:3d}/{args.epochs}: train loss {total / len(y):.4f} "
+                  "(MSE, standardised)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--window", type=int, default=12, help="k: years the GRU sees")
-    ap.add_argument("--test-years", type=int, default=60, help="last years held out")
-    ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-2, help="initial Adam learning rate")
-    ap.add_argument("--plot", metavar="PATH", help="save a PNG of forecast vs truth")
-    ap.add_argument("--seed", type=int, default=0)
+    ap = _cli.Parser(description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--window", type=_cli.integer(1, 300), default=12,
+                    help="k: years the GRU sees")
+    ap.add_argument("--test-years", type=_cli.integer(1, 300), default=60,
+                    help="last years held out")
+    ap.add_argument("--hidden", type=_cli.integer(1, 4096), default=32)
+    ap.add_argument("--epochs", type=_cli.integer(1), default=60)
+    ap.add_argument("--batch-size", type=_cli.integer(1), default=32)
+    ap.add_argument("--lr", type=_cli.number(0, above=True), default=1e-2,
+                    help="initial Adam learning rate")
+    ap.add_argument("--plot", metavar="PATH", type=_cli.output_file,
+                    help="save a PNG of forecast vs truth")
+    ap.add_argument("--seed", type=_cli.seed, default=0)
     args = ap.parse_args(argv)
-    if min(args.window, args.test_years, args.hidden, args.epochs, args.batch_size) < 1:
-        ap.error("--window, --test-years, --hidden, --epochs and --batch-size must be >= 1")
-    name = Path(sys.argv[0]).name
     try:
         import statsmodels.api as sm
     except ImportError:
-        print(f"{name}: error: this example needs statsmodels (pip install -e '.[examples]')",
-              file=sys.stderr)
-        return 2
+        return _cli.fail("this example needs statsmodels (pip install -e '.[examples]')", 2)
     data = sm.datasets.sunspots.load_pandas().data
     years = data["YEAR"].to_numpy().astype(int)
     series = data["SUNACTIVITY"].to_numpy().astype(np.float64)
@@ -121,31 +142,25 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     model = Forecaster(args.hidden)
     opt = optim.Adam(model.parameters(), lr=args.lr, hooks=[optim.ClipGlobalNorm(1.0)])
-    for epoch in range(1, args.epochs + 1):
-        opt.lr = args.lr * 0.1 ** ((epoch - 1) / args.epochs)  # decay towards lr / 10
-        total = 0.0
-        for xb, yb in batches(x_train, y_train, batch_size=args.batch_size, shuffle=True,
-                              rng=args.seed * 100_000 + epoch):
-            loss = F.mse_loss(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(yb)
-        if epoch == 1 or epoch % max(1, args.epochs // 10) == 0 or epoch == args.epochs:
-            print(f"epoch {epoch:3d}/{args.epochs}: train loss {total / n_train:.4f} "
-                  "(MSE, standardised)", flush=True)
+    try:
+        train(model, opt, x_train, y_train, args)
+    except _cli.Diverged as err:
+        return _cli.fail(f"training diverged: {err}; try a lower --lr")
 
     truth = series[split:]
     forecast = predict(model, x_test)[:, 0].astype(np.float64) * std + mean
     persistence = series[split - 1:-1]           # next year = this year
     rmse = float(np.sqrt(np.mean((forecast - truth) ** 2)))
     base = float(np.sqrt(np.mean((persistence - truth) ** 2)))
+    if not np.isfinite(rmse):
+        return _cli.fail(f"the forecast's RMSE is {rmse}: the model's output is not finite")
     verdict = (f"beats persistence: {1 - rmse / base:.0%} lower RMSE" if rmse < base
                else "does NOT beat persistence")
     print(f"\ntest RMSE over {years[split]}-{years[-1]} (sunspot number):\n"
           f"  GRU forecast   {rmse:7.2f}\n  persistence    {base:7.2f}\nthe GRU {verdict}")
     if args.plot:
         try:
+            _cli.make_parent(args.plot)
             plot(args.plot, years[split:], truth, forecast, persistence, rmse, base)
             print(f"plot saved to {args.plot}")
         except ImportError:

@@ -2,6 +2,7 @@
 
 `loss_fn(prediction, target) -> scalar Tensor`, prediction = model(Tensor(xb)), target = the numpy
 batch yb (torch's `criterion(output, target)`), so functional's losses plug in as they are.
+Training that turns non-finite stops with a NonFiniteError naming the step (docs/training.md).
 """
 
 from __future__ import annotations
@@ -16,93 +17,39 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinygrad_rnn import fit_args as args
 from tinygrad_rnn.data import batches
-from tinygrad_rnn.serialization import load, save
+from tinygrad_rnn.history import History, plot_history, restore_best
+from tinygrad_rnn.metrics import accuracy, binary_accuracy, binary_accuracy_logits
+from tinygrad_rnn.serialization import save
 from tinygrad_rnn.tensor import Tensor, no_grad
+
+__all__ = ["History", "NonFiniteError", "accuracy", "binary_accuracy", "binary_accuracy_logits",
+           "evaluate", "fit", "plot_history", "predict", "restore_best"]
 
 LossFn = Callable[[Any, np.ndarray], Tensor]
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
-def accuracy(prediction: np.ndarray, target: np.ndarray) -> float:
-    """Fraction of rows whose argmax over the last axis equals the target class. Shape:
-    prediction (..., C) scores; target (...) classes, or (..., C) one-hot (its argmax)."""
-    p, t = np.asarray(prediction), np.asarray(target)
-    if t.shape == p.shape:
-        t = t.argmax(axis=-1)
-    if t.shape != p.shape[:-1]:
-        raise ValueError(f"accuracy: target {t.shape} does not fit prediction {p.shape}")
-    return float((p.argmax(axis=-1) == t).mean())
-
-
-def binary_accuracy(prediction: np.ndarray, target: np.ndarray, threshold: float = 0.5) -> float:
-    """Fraction of entries where (prediction > threshold) equals (target > 0.5), as Keras;
-    0.5 suits probabilities (`binary_accuracy_logits` for logits). Shape: both (*), alike."""
-    p, t = np.asarray(prediction), np.asarray(target)
-    if p.size != t.size:
-        raise ValueError(f"binary_accuracy: prediction {p.shape} and target {t.shape} differ")
-    return float(((p.reshape(t.shape) > threshold) == (t > 0.5)).mean())
-
-
-def binary_accuracy_logits(prediction: np.ndarray, target: np.ndarray) -> float:
-    """binary_accuracy on logits: threshold 0, since sigmoid(0) = 0.5. Shape: as binary_accuracy."""
-    return binary_accuracy(prediction, target, threshold=0.0)
-
-
-class History:
-    """What `fit` returns, as Keras' History. `history` maps "loss", each metric name and, with
-    validation, "val_loss" and "val_<name>" to one float per epoch; `epoch` lists the epoch
-    indices (0-based, as Keras); `seconds` the wall time of each. `monitor` ("val_loss" with
-    validation, else "loss") chose `best_epoch` and its value `best`; `checkpoint` holds them.
+class NonFiniteError(FloatingPointError, RuntimeError):
+    """`fit` stopped because training turned non-finite: a batch's loss, a gradient (checked
+    before the optimizer's step, so the bad update is never applied) or val_loss. Both a
+    FloatingPointError and a RuntimeError. Attributes: `epoch` and `batch` (0-based, as
+    History.epoch; batch is None for val_loss), `step` (1-based count of training batches,
+    the failed one included), `history` (the History so far: the finished epochs, and the
+    failed one when only its val_loss was non-finite).
     """
 
-    def __init__(self, monitor: str, checkpoint: str | None):
-        self.history: dict[str, list[float]] = {}
-        self.epoch: list[int] = []
-        self.seconds: list[float] = []
-        self.monitor, self.checkpoint = monitor, checkpoint
-        self.best_epoch: int | None = None
-        self.best = math.inf
-
-    def _record(self, epoch: int, logs: Mapping[str, float], seconds: float) -> None:
-        self.epoch.append(epoch)
-        self.seconds.append(seconds)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-        if logs[self.monitor] < self.best:  # NaN never improves
-            self.best, self.best_epoch = logs[self.monitor], epoch
-
-    def restore_best(self, model: Any) -> Any:
-        """Load the best checkpoint of this run into `model`; returns the model."""
-        if self.checkpoint is None:
-            raise ValueError("History.restore_best: fit ran without checkpoint=path")
-        return restore_best(model, self.checkpoint)
+    def __init__(self, message: str, epoch: int, batch: int | None, step: int,
+                 history: History):
+        super().__init__(message)
+        self.epoch, self.batch, self.step, self.history = epoch, batch, step, history
 
 
-def restore_best(model: Any, path: str | os.PathLike) -> Any:
-    """Load the parameters saved by `fit(..., checkpoint=path)` into `model`; returns it."""
-    model.load_state_dict(load(path))
-    return model
-
-
-def _pair(name: str, data: Any, dtype: np.dtype | None) -> tuple[np.ndarray, np.ndarray]:
-    """(X, y) as arrays of equal length; floating X is cast to the model's dtype."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise TypeError(f"fit: {name} must be a tuple (X, y) of arrays, got {type(data)}")
-    X, y = (np.asarray(a.data if isinstance(a, Tensor) else a) for a in data)
-    if X.ndim == 0 or y.ndim == 0 or len(X) != len(y) or len(X) == 0:
-        raise ValueError(f"fit: {name} X has {len(X) if X.ndim else 'no'} samples (shape "
-                         f"{X.shape}) and y has {len(y) if y.ndim else 'no'} (shape {y.shape}); "
-                         f"they need the same number, at least one")
-    if dtype is not None and X.dtype.kind == "f" and X.dtype != dtype:
-        X = X.astype(dtype)
-    return X, y
-
-
-def _scalar(loss: Any) -> Tensor:
+def _scalar(who: str, loss: Any) -> Tensor:
     if not isinstance(loss, Tensor) or loss.data.size != 1:
         what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
-        raise TypeError(f"fit: loss_fn(prediction, target) must return a scalar Tensor: {what}")
+        raise TypeError(f"{who}: loss_fn(prediction, target) must return a scalar Tensor: {what}")
     return loss
 
 
@@ -127,7 +74,12 @@ def _evaluating(model: Any) -> Iterator[Any]:
 
 def predict(model: Any, X: Any, batch_size: int = 256) -> np.ndarray:
     """model(X) in eval mode under no_grad, in batches. Shape: X (N, ...) -> output (N, ...)."""
-    X = _pair("predict", (X, np.zeros(len(X))), _dtype(model))[0]
+    args.require_model("predict", model)
+    batch_size = args.count("predict", "batch_size", batch_size, 1)
+    X = args.array("predict", "X", X)
+    if X.ndim == 0 or len(X) == 0:
+        raise ValueError(f"predict: X needs at least one sample along axis 0, got shape {X.shape}")
+    X = args.cast(X, _dtype(model))
     with _evaluating(model):
         return np.concatenate([model(Tensor(xb)).data
                                for (xb,) in batches(X, batch_size=batch_size)])
@@ -137,19 +89,76 @@ def evaluate(model: Any, loss_fn: LossFn, data: Any, batch_size: int = 256,
              metrics: Mapping[str, Metric] | None = None) -> dict[str, float]:
     """{"loss": ..., "<metric>": ...} over `data` = (X, y) in eval mode under no_grad: each the
     batch-size-weighted mean of per-batch values. Shape: X (N, ...), y (N, ...)."""
-    X, y = _pair("evaluate", data, _dtype(model))
+    args.require_model("evaluate", model)
+    args.require_callable("evaluate", "loss_fn", loss_fn, "a function loss_fn(prediction, target)")
+    batch_size = args.count("evaluate", "batch_size", batch_size, 1)
+    metrics = args.metrics_dict("evaluate", metrics)
+    X, y = args.pair("evaluate", "data", data, _dtype(model))
+    return _evaluate(model, loss_fn, (X, y), batch_size, metrics)
+
+
+def _evaluate(model: Any, loss_fn: LossFn, data: tuple[np.ndarray, ...], batch_size: int,
+              metrics: Mapping[str, Metric], who: str = "evaluate") -> dict[str, float]:
+    X, y = data
     sums: dict[str, float] = {}
     with _evaluating(model):
         for xb, yb in batches(X, y, batch_size=batch_size):
             pred = model(Tensor(xb))
-            _add(sums, "loss", _scalar(loss_fn(pred, yb)).item(), len(xb))
-            for key, fn in (metrics or {}).items():
+            _add(sums, "loss", _scalar(who, loss_fn(pred, yb)).item(), len(xb))
+            for key, fn in metrics.items():
                 _add(sums, key, fn(_numpy(pred), yb), len(xb))
     return {key: value / len(X) for key, value in sums.items()}
 
 
 def _add(sums: dict[str, float], key: str, value: float, n: int) -> None:
     sums[key] = sums.get(key, 0.0) + float(value) * n
+
+
+def _named(model: Any, optimizer: Any) -> list[tuple[str, Any]]:
+    """The parameters whose gradients fit checks: the model's, then any other the optimizer
+    updates (by its `params`/`names` when it has them)."""
+    named = (list(model.named_parameters()) if hasattr(model, "named_parameters")
+             else [(f"parameter {i}", p) for i, p in enumerate(model.parameters())])
+    seen = {id(p) for _, p in named}
+    params = list(getattr(optimizer, "params", []) or [])
+    names = list(getattr(optimizer, "names", []) or [None] * len(params))
+    for i, (name, p) in enumerate(zip(names, params)):
+        if id(p) not in seen:
+            named.append((name or f"optimizer parameter {i}", p))
+    return named
+
+
+def _nonfinite_grad(named: list[tuple[str, Any]]) -> str | None:
+    """The name of the first parameter whose gradient holds a NaN or an inf, else None."""
+    for name, p in named:
+        g = getattr(p, "grad", None)
+        if g is None:
+            continue
+        # a finite sum proves every entry finite; only a non-finite sum (maybe an overflow of
+        # finite entries) pays for the exact test
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.isfinite(g.sum()) and not np.isfinite(g).all():
+                return name
+    return None
+
+
+def _diverged(what: str, where: str, history: History,
+              stopped: str = "training stopped before that update was applied") -> str:
+    """The message of a NonFiniteError: what turned non-finite, where, and the checkpoint."""
+    if history.checkpoint is None:
+        kept = "fit ran without a checkpoint"
+    elif history.best_epoch is None:
+        kept = f"no checkpoint was written to {history.checkpoint}"
+    else:
+        kept = (f"the best checkpoint {history.checkpoint} (epoch {history.best_epoch + 1}, "
+                f"{history.monitor} {history.best:.4g}) is intact")
+    return f"fit: {what} {where}; {stopped}; {kept}"
+
+
+def _hint(xb: np.ndarray, yb: np.ndarray) -> str:
+    bad = [name for name, a in (("X", xb), ("y", yb))
+           if a.dtype.kind == "f" and not np.isfinite(a).all()]
+    return f" (this batch's {' and '.join(bad)} holds NaN or inf)" if bad else ""
 
 
 def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
@@ -163,55 +172,73 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
         optimizer: anything with zero_grad() and step() (tinygrad_rnn.optim).
         train, validation: tuples (X, y) of arrays with equal first dimensions; floating X is
             cast to the model's parameter dtype, integer X (token indices) is kept.
-        metrics: name -> fn(prediction ndarray, target ndarray) -> float, logged per epoch on
-            the training batches (before each update, as Keras) and on validation.
+        epochs: >= 1. metrics: name -> fn(prediction ndarray, target ndarray) -> float, logged
+            per epoch on the training batches (before each update, as Keras) and on validation.
         checkpoint: path; the parameters are saved there (atomically) each time the monitored
             loss improves: val_loss with validation, else the training loss.
         progress: a tqdm bar with the running loss. rng: seed or Generator for the shuffle.
     Shape: X (N, ...), y (N, ...); batches of batch_size rows, reshuffled every epoch.
+    Raises: NonFiniteError when a loss, a gradient or val_loss is NaN or inf, naming the step,
+        before the bad update; the checkpoint keeps the best parameters seen before it.
     """
-    for key, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
-        if int(value) != value or value < low:
-            raise ValueError(f"fit: {key} must be an integer >= {low}, got {value!r}")
-    epochs, batch_size = int(epochs), int(batch_size)
-    X, y = _pair("train", train, _dtype(model))
-    val = None if validation is None else _pair("validation", validation, _dtype(model))
-    metrics = dict(metrics or {})
-    if "loss" in metrics or any(key.startswith("val_") for key in metrics):
-        raise ValueError(f"fit: metric names can't be 'loss' or 'val_*', got {sorted(metrics)}")
-    if checkpoint is not None:
-        checkpoint = os.fspath(checkpoint)
-        folder = os.path.dirname(os.path.abspath(checkpoint))
-        if not os.path.isdir(folder):  # fail now, not after the first epoch's work
-            raise FileNotFoundError(f"fit: the checkpoint folder {folder} does not exist "
-                                    f"(checkpoint={checkpoint!r}); create it first")
+    args.require_model("fit", model)
+    args.require_callable("fit", "loss_fn", loss_fn, "a function loss_fn(prediction, target)")
+    for method in ("zero_grad", "step"):
+        args.require_callable("fit", f"optimizer.{method}", getattr(optimizer, method, None),
+                  "a method (pass a tinygrad_rnn.optim optimizer)")
+    epochs, batch_size = args.count("fit", "epochs", epochs, 1), args.count("fit", "batch_size",
+                                                                    batch_size, 1)
+    X, y = args.pair("fit", "train", train, _dtype(model))
+    val = None if validation is None else args.pair("fit", "validation", validation, _dtype(model))
+    metrics = args.metrics_dict("fit", metrics)
+    checkpoint = args.checkpoint_path(checkpoint)
+    for name, flag in (("progress", progress), ("shuffle", shuffle)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"fit: {name} must be True or False, got {flag!r}")
+    gen, named = args.generator(rng), _named(model, optimizer)
     history = History("loss" if val is None else "val_loss", checkpoint)
-    gen = np.random.default_rng(rng)
-    bar = tqdm(total=epochs * math.ceil(len(X) / batch_size), disable=not progress,
-               unit="batch", dynamic_ncols=True)
-    was, shown = model.training, {}  # shown: the last validation scores, kept on the bar
+    n_batches = math.ceil(len(X) / batch_size)
+    bar = tqdm(total=epochs * n_batches, disable=not progress, unit="batch", dynamic_ncols=True)
+    was, shown, step = model.training, {}, 0  # shown: the last validation scores, on the bar
     try:
         for epoch in range(epochs):
             start, seen, sums = time.perf_counter(), 0, {}
             model.train()
             bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
-            for xb, yb in batches(X, y, batch_size=batch_size, shuffle=shuffle, rng=gen):
+            for i, (xb, yb) in enumerate(batches(X, y, batch_size=batch_size, shuffle=shuffle,
+                                                 rng=gen)):
+                step += 1
+                where = f"at step {step} (epoch {epoch + 1}/{epochs}, batch {i + 1}/{n_batches})"
                 optimizer.zero_grad()
                 pred = model(Tensor(xb))
-                loss = _scalar(loss_fn(pred, yb))
+                loss = _scalar("fit", loss_fn(pred, yb))
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise NonFiniteError(_diverged(f"the loss is {value}", where + _hint(xb, yb),
+                                                   history), epoch, i, step, history)
                 loss.backward()
+                bad = _nonfinite_grad(named)
+                if bad is not None:
+                    raise NonFiniteError(_diverged(f"the gradient of {bad} holds NaN or inf "
+                                                   f"(the loss is {value:.4g})", where, history),
+                                         epoch, i, step, history)
                 optimizer.step()
                 seen += len(xb)
-                _add(sums, "loss", loss.item(), len(xb))
+                _add(sums, "loss", value, len(xb))
                 for key, fn in metrics.items():
                     _add(sums, key, fn(_numpy(pred), yb), len(xb))
                 bar.update(1)
                 bar.set_postfix(loss=f"{sums['loss'] / seen:.4g}", **shown, refresh=False)
             logs = {key: value / seen for key, value in sums.items()}
             if val is not None:
-                scores = evaluate(model, loss_fn, val, batch_size, metrics)
+                scores = _evaluate(model, loss_fn, val, batch_size, metrics, "fit")
                 logs.update({f"val_{key}": value for key, value in scores.items()})
             history._record(epoch, logs, time.perf_counter() - start)
+            if not math.isfinite(logs[history.monitor]):  # only val_loss can get here
+                raise NonFiniteError(_diverged(f"val_loss is {logs['val_loss']}", f"after epoch "
+                                               f"{epoch + 1}/{epochs} (step {step})", history,
+                                               "training stopped there"),
+                                     epoch, None, step, history)
             if checkpoint and history.best_epoch == epoch:
                 save(model, checkpoint)
             shown = {key: f"{value:.4g}" for key, value in logs.items() if key.startswith("val_")}
@@ -220,31 +247,3 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
         bar.close()
         model.train(was)
     return history
-
-
-def plot_history(history: History | Mapping[str, list[float]], path: str | os.PathLike) -> None:
-    """Write a PNG, one panel per logged quantity (loss first, validation dashed); uses
-    matplotlib (the `plot` extra) off-screen, without pyplot's global state."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise ImportError("plot_history needs matplotlib: pip install tinygrad-rnn[plot]") from err
-    logs = history.history if isinstance(history, History) else dict(history)
-    names = [key for key in logs if not key.startswith("val_")]
-    if not names:
-        raise ValueError("plot_history: the history is empty (fit ran for 0 epochs?)")
-    fig = Figure(figsize=(4.2 * len(names), 3.4))
-    FigureCanvasAgg(fig)  # attaches itself to fig
-    for i, name in enumerate(names):
-        ax = fig.add_subplot(1, len(names), i + 1)
-        for key, style in ((name, "-"), (f"val_{name}", "--")):
-            if key in logs:
-                ax.plot(range(1, len(logs[key]) + 1), logs[key], style, label=key)
-        if name == "loss" and min(min(v) for k, v in logs.items() if k.endswith("loss")) > 0:
-            ax.set_yscale("log")
-        ax.set(xlabel="epoch", title=name)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.fspath(path), format="png", dpi=100)
