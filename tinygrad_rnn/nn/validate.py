@@ -1,0 +1,92 @@
+"""Argument checks shared by the layers, cells, stacks and optimizers.
+
+Each check names the caller (`who`) and the argument, says what was expected and what came,
+and returns the value in its plain Python form. Types follow Python's rules: a wrong type
+is a TypeError, a wrong value a ValueError. A bool is never taken for a number here (torch
+takes `hidden_size=True` as 1, which is never what was meant).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn.tensor import Tensor
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_size(who: str, name: str, value: Any, minimum: int = 0) -> int:
+    """An int (Python or numpy, not bool) >= minimum: a layer size, a count, an index."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{who}: {name} must be an int, got {_kind(value)} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{who}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_bool(who: str, name: str, value: Any) -> bool:
+    """A flag: True or False (numpy's bool too), never a number or a string."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who}: {name} must be a bool, got {_kind(value)} {value!r}")
+    return bool(value)
+
+
+def as_real(who: str, name: str, value: Any) -> float:
+    """A real number as a float: Python or numpy scalars, 0-d arrays or Tensors; not bool, NaN."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)) \
+            or isinstance(value, np.complexfloating):
+        raise TypeError(f"{who}: {name} must be a real number, got {_kind(value)} {value!r}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{who}: {name} must be a number, got nan")
+    return value
+
+
+def check_real(who: str, name: str, value: Any, low: float = 0.0, high: float = math.inf, *,
+               high_open: bool = False) -> float:
+    """A finite real in [low, high] ([low, high) when high_open), returned as a float."""
+    value = as_real(who, name, value)
+    above = value >= high if high_open else value > high
+    if value < low or above or math.isinf(value):
+        span = (f">= {low:g} and finite" if math.isinf(high) else
+                f"in [{low:g}, {high:g}{')' if high_open else ']'}")
+        raise ValueError(f"{who}: {name} must be {span}, got {value:g}")
+    return value
+
+
+def as_array(who: str, name: str, value: Any) -> np.ndarray:
+    """The array behind a Tensor, ndarray, number or (regular) nested list; real numbers or
+    booleans only: strings and objects are a TypeError, ragged nesting a ValueError."""
+    if isinstance(value, Tensor):
+        arr = value.data
+    else:
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            raise ValueError(f"{who}: {name} is ragged (nested sequences of unequal lengths), "
+                             f"so it is not an array") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: {name} must hold real numbers, got {type(value).__name__} of "
+                        f"dtype {arr.dtype}")
+    return arr
+
+
+def float_input(who: str, name: str, value: Any) -> Tensor:
+    """A floating Tensor from a Tensor, ndarray or nested list (lists take the default dtype);
+    an integer or boolean input is a TypeError, as torch's dtype mismatch."""
+    arr = as_array(who, name, value)
+    if arr.dtype.kind != "f" and not (isinstance(value, (list, tuple, int, float))
+                                      and arr.dtype.kind in "iu"):
+        raise TypeError(f"{who}: {name} must be a floating tensor, got dtype {arr.dtype} (cast "
+                        f"it, or map integer indices through an Embedding first)")
+    return value if isinstance(value, Tensor) else Tensor(value)
