@@ -53,12 +53,13 @@ def as_real(who: str, name: str, value: Any) -> float:
 
 
 def check_real(who: str, name: str, value: Any, low: float = 0.0, high: float = math.inf, *,
-               high_open: bool = False) -> float:
-    """A finite real in [low, high] ([low, high) when high_open), returned as a float."""
+               high_open: bool = False, finite: bool = True) -> float:
+    """A real in [low, high] ([low, high) when high_open), returned as a float; finite unless
+    `finite=False` (then +inf passes when high is inf, as a clip's "no limit")."""
     value = as_real(who, name, value)
     above = value >= high if high_open else value > high
-    if value < low or above or math.isinf(value):
-        span = (f">= {low:g} and finite" if math.isinf(high) else
+    if value < low or above or (finite and math.isinf(value)):
+        span = (f">= {low:g}" + (" and finite" if finite else "") if math.isinf(high) else
                 f"in [{low:g}, {high:g}{')' if high_open else ']'}")
         raise ValueError(f"{who}: {name} must be {span}, got {value:g}")
     return value
