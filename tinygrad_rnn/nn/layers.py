@@ -51,6 +51,8 @@ class Linear(Module):
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear: input of shape {x.shape} needs a last dim of "
                              f"{self.in_features}")
+        if self.weight is None:
+            raise TypeError("Linear: weight is None (assign a Parameter to it)")
         if self.weight.shape != (self.out_features, self.in_features):
             raise ValueError(f"Linear: weight has shape {self.weight.shape}, expected "
                              f"{(self.out_features, self.in_features)} (out, in_features)")

@@ -31,10 +31,17 @@ def lengths_mask(lengths: Any, batch: int, steps: int, who: str) -> np.ndarray |
     """(B,) true lengths -> (B, T) bool mask, True at real steps; None if nothing is padded."""
     if lengths is None:
         return None
-    arr = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
-    if arr.shape != (batch,) or (arr.size and arr.dtype.kind not in "iu"):
+    try:
+        arr = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+    except ValueError:  # ragged nesting
         raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
-                         f"shape {arr.shape} of {arr.dtype}")
+                         f"a ragged {type(lengths).__name__}") from None
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                        f"{type(lengths).__name__} of dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                         f"shape {arr.shape}")
     bad = arr[(arr < 1) | (arr > steps)]
     if bad.size:
         raise ValueError(f"{who}: lengths must be in [1, T={steps}], got "
