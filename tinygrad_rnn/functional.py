@@ -30,6 +30,8 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """
     x, top = _shift(x, axis, "log_softmax")
     shifted = x - top  # a constant shift: no gradient needed
+    if x.shape[axis] == 0:  # nothing to normalise (and log(0) of the empty sum would warn)
+        return shifted
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
 
