@@ -149,6 +149,8 @@ OTHERS = [
      r"dropout: p must be a real number, got bool"),
     ("dropout training str", lambda: F.dropout(P, 0.5, "yes"), TypeError,
      r"dropout: training must be a bool, got str"),
+    ("dropout rng int", lambda: F.dropout(P, 0.5, True, 3), TypeError,
+     r"dropout: rng must be a numpy Generator or None, got int"),
     ("dropout integer input", lambda: F.dropout(np.zeros(3, int), 0.5), TypeError,
      r"dropout: input must be a floating tensor"),
     ("embedding padding_idx above", lambda: F.embedding(IDX, t(3, 2), padding_idx=3), ValueError,

@@ -177,6 +177,14 @@ CONSTRUCTORS = [
      TypeError, r"Dropout: p must be a real number, got bool"),
     ("Sequential of an int", lambda: Sequential(Linear(2, 2), 3),
      TypeError, r"Sequential: argument 1 is a int, not a Module"),
+    ("Linear rng int", lambda: Linear(2, 2, rng=5),
+     TypeError, r"Linear: rng must be a numpy Generator \(np.random.default_rng\(seed\)\) or None"),
+    ("Embedding rng str", lambda: Embedding(3, 2, rng="seed"),
+     TypeError, r"Embedding: rng must be a numpy Generator"),
+    ("Dropout rng int", lambda: Dropout(0.5, rng=1), TypeError, r"Dropout: rng must be a numpy"),
+    ("cell rng int", lambda: LSTMCell(2, 3, rng=7),
+     TypeError, r"LSTMCell.reset_parameters: rng must be a numpy Generator"),
+    ("stack rng int", lambda: GRU(2, 3, rng=7), TypeError, r"GRU: rng must be a numpy Generator"),
     ("Parameter of strings", lambda: Parameter(np.array(["a"])),
      TypeError, r"Parameter: needs a numeric dtype"),
     ("Parameter int trainable", lambda: Parameter(np.array([1, 2])),
@@ -192,6 +200,11 @@ def test_constructor_rejects(what, build, error, match):
 
 
 # ---- calls: inputs and states ---------------------------------------------------------------
+
+def _observed(module):
+    module.step_observers.append(3)
+    return module
+
 
 def _bi(layer_kw=None):
     return Bidirectional(Recurrent(GRUCell(2, 4), **(layer_kw or {})))
@@ -361,6 +374,13 @@ CALLS = [
      IndexError, r"embedding: index 3 is out of range for a table of 3 rows"),
     ("Embedding negative index", lambda: Embedding(3, 2), lambda m: m(np.array([-1])),
      IndexError, r"embedding: index -1 is out of range for a table of 3 rows"),
+    ("Recurrent observer not callable",
+     lambda: _observed(Recurrent(GRUCell(2, 4))), lambda m: m(SEQ),
+     TypeError, r"Recurrent: step_observers\[0\] is a int, expected a callable"),
+    ("stack observer not callable", lambda: _observed(LSTM(2, 3)), lambda m: m(TSEQ),
+     TypeError, r"LSTM: step_observers\[0\] is a int"),
+    ("reset_parameters rng", lambda: GRUCell(2, 3), lambda m: m.reset_parameters(rng=3),
+     TypeError, r"GRUCell.reset_parameters: rng must be a numpy Generator"),
     ("Sequential string index", lambda: Sequential(Linear(2, 2)), lambda m: m["0"],
      TypeError, r"Sequential: index must be an int or a slice, got str"),
     ("Sequential index out of range", lambda: Sequential(Linear(2, 2)), lambda m: m[1],

@@ -55,6 +55,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     p = _real(p, "dropout", "p", 0.0, 1.0)
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"dropout: training must be a bool, got {type(training).__name__}")
+    if rng is not None and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        raise TypeError(f"dropout: rng must be a numpy Generator or None, got "
+                        f"{type(rng).__name__}")
     x = _input(x, "dropout")
     if not training or p == 0.0:
         return x

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.nn.validate import check_bool, check_size, float_input
+from tinygrad_rnn.nn.validate import check_bool, check_rng, check_size, float_input
 from tinygrad_rnn.tensor import Tensor, addcmul, addmm, get_default_dtype
 
 State = Tensor | tuple[Tensor, ...]
@@ -143,6 +143,7 @@ class Cell(Module):
         """Redraw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's rule); `rng` or
         numpy's global RNG."""
         size = self.hidden_size
+        check_rng(f"{type(self).__name__}.reset_parameters", rng)
         k, draw = 1.0 / math.sqrt(size) if size else 0.0, np.random if rng is None else rng
         for p in self.parameters():
             p.data = draw.uniform(-k, k, p.shape).astype(p.dtype)

@@ -18,14 +18,15 @@ from tinygrad_rnn.nn.validate import (
     as_array,
     check_bool,
     check_real,
+    check_rng,
     check_size,
     float_input,
 )
 from tinygrad_rnn.tensor import Tensor, get_default_dtype
 
 
-def _rng(rng: np.random.Generator | None) -> Any:
-    return np.random if rng is None else rng
+def _rng(rng: np.random.Generator | None, who: str) -> Any:
+    return np.random if check_rng(who, rng) is None else rng
 
 
 class Linear(Module):
@@ -42,7 +43,7 @@ class Linear(Module):
         out_features = check_size("Linear", "out_features", out_features)
         bias = check_bool("Linear", "bias", bias)
         self.in_features, self.out_features = in_features, out_features
-        k, dt, r = 1.0 / np.sqrt(max(in_features, 1)), get_default_dtype(), _rng(rng)
+        k, dt, r = 1.0 / np.sqrt(max(in_features, 1)), get_default_dtype(), _rng(rng, "Linear")
         self.weight = Parameter(r.uniform(-k, k, (out_features, in_features)).astype(dt))
         self.bias = Parameter(r.uniform(-k, k, (out_features,)).astype(dt)) if bias else None
 
@@ -84,7 +85,7 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         if _weight is None:
-            w = _rng(rng).standard_normal((num_embeddings, embedding_dim))
+            w = _rng(rng, "Embedding").standard_normal((num_embeddings, embedding_dim))
             w = w.astype(get_default_dtype())
             if padding_idx is not None:
                 w[padding_idx] = 0.0
@@ -135,7 +136,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None):
         super().__init__()
-        self.p, self.rng = check_real("Dropout", "p", p, 0.0, 1.0), rng
+        self.p, self.rng = check_real("Dropout", "p", p, 0.0, 1.0), check_rng("Dropout", rng)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training, self.rng)

@@ -20,7 +20,13 @@ from tinygrad_rnn.engine import collector_paused
 from tinygrad_rnn.functional import dropout
 from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from tinygrad_rnn.nn.module import Module
-from tinygrad_rnn.nn.validate import check_bool, check_real, check_size, float_input
+from tinygrad_rnn.nn.validate import (
+    check_bool,
+    check_real,
+    check_rng,
+    check_size,
+    float_input,
+)
 from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack, where
 
 StepObserver = Callable[[int, str, int, State], Any]
@@ -48,6 +54,13 @@ def lengths_mask(lengths: Any, batch: int, steps: int, who: str) -> np.ndarray |
                          f"{sorted(set(bad.tolist()))}")
     mask = np.arange(steps)[None, :] < arr[:, None]
     return None if mask.all() else mask
+
+
+def _check_observers(who: str, observers: Any) -> None:
+    for i, obs in enumerate(observers):
+        if not callable(obs):
+            raise TypeError(f"{who}: step_observers[{i}] is a {type(obs).__name__}, expected a "
+                            f"callable obs(layer, direction, t, state)")
 
 
 def _keep(valid: np.ndarray, new: State, old: State) -> State:
@@ -137,6 +150,7 @@ class Recurrent(Module):
                              f"got {x.shape[-1]} (input shape {x.shape} {layout})")
         who = f"Recurrent({type(self.cell).__name__})"
         self.cell.check_parameters(who)
+        _check_observers("Recurrent", self.step_observers)
         batch, steps = x.shape[1 - t_axis], x.shape[t_axis]
         mask = lengths_mask(lengths, batch, steps, "Recurrent")
         state = (self.cell.initial_state(batch) if initial_state is None
@@ -238,6 +252,7 @@ class RNNBase(Module):
         hidden_size = check_size(name, "hidden_size", hidden_size, 1)
         num_layers = check_size(name, "num_layers", num_layers, 1)
         dropout = check_real(name, "dropout", dropout, 0.0, 1.0)
+        check_rng(name, rng)
         bias, batch_first, bidirectional = (check_bool(name, k, v) for k, v in (
             ("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)))
         if dropout and num_layers == 1:
@@ -307,6 +322,7 @@ class RNNBase(Module):
                              f"shape {x.shape}")
         for cell in self._cells:
             cell.check_parameters(name)
+        _check_observers(name, self.step_observers)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: expected input width (input_size) {self.input_size}, "
                              f"got {x.shape[-1]} (input shape {x.shape})")

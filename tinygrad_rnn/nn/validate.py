@@ -91,3 +91,11 @@ def float_input(who: str, name: str, value: Any) -> Tensor:
         raise TypeError(f"{who}: {name} must be a floating tensor, got dtype {arr.dtype} (cast "
                         f"it, or map integer indices through an Embedding first)")
     return value if isinstance(value, Tensor) else Tensor(value)
+
+
+def check_rng(who: str, rng: Any) -> Any:
+    """None (numpy's global generator) or a numpy Generator / RandomState, as given."""
+    if rng is not None and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        raise TypeError(f"{who}: rng must be a numpy Generator (np.random.default_rng(seed)) or "
+                        f"None, got {_kind(rng)}")
+    return rng
