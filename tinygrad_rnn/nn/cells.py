@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.nn.validate import check_bool, check_rng, check_size, float_input
+from tinygrad_rnn.nn.validate import (
+    check_bool,
+    check_rng,
+    check_size,
+    check_state_parts,
+    float_input,
+)
 from tinygrad_rnn.tensor import Tensor, addcmul, addmm, get_default_dtype
 
 State = Tensor | tuple[Tensor, ...]
@@ -70,19 +76,23 @@ class Cell(Module):
         return self.forward(x_t, state)
 
     # ---- checks, once per call (never per unrolled step) --------------------------------
-    def _state_layout(self, batch: int) -> tuple[bool, list[tuple[int, ...]] | None]:
-        """(is the state a tuple, the shape of each part or None when unknown) for `batch`."""
+    def state_layout(self, batch: int) -> tuple[bool, list[tuple[int, ...]] | None, str]:
+        """What a state for `batch` looks like: (is it a tuple, each part's shape or None
+        when unknown, where that shape comes from). A custom `initial_state` is asked once
+        per batch size."""
         if _defining_class(type(self), "initial_state") in (Cell, LSTMCell):
-            n = len(self.state_names)
-            shape = (batch, self.hidden_size) if hasattr(self, "hidden_size") else None
-            return n > 1, None if shape is None else [shape] * n
+            if not hasattr(self, "hidden_size"):
+                return len(self.state_names) > 1, None, ""
+            shape, n = (batch, self.hidden_size), len(self.state_names)
+            return n > 1, [shape] * n, f"batch {batch}, hidden_size {self.hidden_size}"
         cached = self.__dict__.get("_state_layout_cache")
-        if cached is None or cached[0] != batch:  # a custom initial_state: ask it once per batch
+        if cached is None or cached[0] != batch:
             init = self.initial_state(batch)
             parts = init if isinstance(init, tuple) else (init,)
-            cached = (batch, isinstance(init, tuple), [tuple(p.shape) for p in parts])
+            hint = f"what {type(self).__name__}.initial_state({batch}) gives"
+            cached = (batch, (isinstance(init, tuple), [tuple(p.shape) for p in parts], hint))
             object.__setattr__(self, "_state_layout_cache", cached)
-        return cached[1], cached[2]
+        return cached[1]
 
     def check_state(self, state: Any, batch: int, who: str, what: str = "state") -> State:
         """`state` as the cell's state of Tensors, or a clear error naming the part at fault.
@@ -91,40 +101,8 @@ class Cell(Module):
         and have the shape `initial_state(batch)` gives, (batch, hidden_size) for the built-in
         cells: a state of batch 1 never broadcasts against a larger batch.
         """
-        is_tuple, shapes = self._state_layout(batch)
-        if shapes is None:  # nothing to compare with: a tuple is a tuple, parts lead with batch
-            is_tuple = isinstance(state, tuple)
-        n = len(state) if shapes is None and is_tuple else len(shapes or [None])
-        names = self.state_names if len(self.state_names) == n else tuple(
-            f"[{i}]" for i in range(n)) if is_tuple else ("",)
-        if is_tuple:
-            if not isinstance(state, (tuple, list)):
-                raise TypeError(f"{who}: {what} must be a tuple ({', '.join(names)}) of {n} "
-                                f"tensors, got {type(state).__name__}")
-            if len(state) != n:
-                raise ValueError(f"{who}: {what} must be a tuple ({', '.join(names)}) of {n} "
-                                 f"tensors, got {len(state)}")
-        elif isinstance(state, tuple):
-            raise TypeError(f"{who}: {what} must be one Tensor ({names[0]}), got a tuple of "
-                            f"{len(state)}")
-        parts = []
-        for i, part in enumerate(state if is_tuple else (state,)):
-            label = f"{what} {names[i]}".rstrip()
-            if part is None:
-                raise TypeError(f"{who}: {label} is None, expected a Tensor")
-            part = float_input(who, label, part)
-            if shapes is not None and part.shape != shapes[i]:
-                size = getattr(self, "hidden_size", None)
-                raise ValueError(f"{who}: {label} has shape {part.shape}, expected {shapes[i]} ("
-                                 + (f"batch {batch}, hidden_size {size})" if
-                                    _defining_class(type(self), "initial_state") in (
-                                        Cell, LSTMCell) else
-                                    f"what {type(self).__name__}.initial_state({batch}) gives)"))
-            if shapes is None and (part.ndim < 1 or part.shape[0] != batch):
-                raise ValueError(f"{who}: {label} has shape {part.shape}, expected a batch of "
-                                 f"{batch} first")
-            parts.append(part)
-        return tuple(parts) if is_tuple else parts[0]
+        return check_state_parts(who, what, state, batch, self.state_layout(batch),
+                                 self.state_names)
 
     def check_parameters(self, who: str) -> None:
         """Hook for a cell to check its parameters' shapes before a call (a few comparisons)."""

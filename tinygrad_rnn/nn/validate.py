@@ -99,3 +99,43 @@ def check_rng(who: str, rng: Any) -> Any:
         raise TypeError(f"{who}: rng must be a numpy Generator (np.random.default_rng(seed)) or "
                         f"None, got {_kind(rng)}")
     return rng
+
+
+def check_state_parts(who: str, what: str, state: Any, batch: int, layout: tuple,
+                      state_names: tuple[str, ...]) -> Any:
+    """Check a recurrent state against `layout` = (is a tuple, part shapes or None, hint)
+    (Cell.state_layout); returns it as Tensors: a tuple of them, or one.
+
+    Parts are named by `state_names` when their count matches, else `[0]`, `[1]`, ...
+    Without known shapes, a tuple is a tuple and each part must lead with the batch.
+    """
+    is_tuple, shapes, hint = layout
+    if shapes is None:
+        is_tuple = isinstance(state, tuple)
+    n = (len(state) if is_tuple else 1) if shapes is None else len(shapes)
+    names = state_names if len(state_names) == n else tuple(f"[{i}]" for i in range(n))
+    if is_tuple:
+        listed = ", ".join(names)
+        if not isinstance(state, (tuple, list)):
+            raise TypeError(f"{who}: {what} must be a tuple ({listed}) of {n} tensors, got "
+                            f"{_kind(state)}")
+        if len(state) != n:
+            raise ValueError(f"{who}: {what} must be a tuple ({listed}) of {n} tensors, got "
+                             f"{len(state)}")
+    elif isinstance(state, tuple):
+        raise TypeError(f"{who}: {what} must be one Tensor ({names[0]}), got a tuple of "
+                        f"{len(state)}")
+    parts = []
+    for i, part in enumerate(state if is_tuple else (state,)):
+        label = f"{what} {names[i]}"
+        if part is None:
+            raise TypeError(f"{who}: {label} is None, expected a Tensor")
+        part = float_input(who, label, part)
+        if shapes is not None and part.shape != shapes[i]:
+            raise ValueError(f"{who}: {label} has shape {part.shape}, expected {shapes[i]} "
+                             f"({hint})")
+        if shapes is None and (part.ndim < 1 or part.shape[0] != batch):
+            raise ValueError(f"{who}: {label} has shape {part.shape}, expected a batch of "
+                             f"{batch} first")
+        parts.append(part)
+    return tuple(parts) if is_tuple else parts[0]
