@@ -470,6 +470,25 @@ def test_module_method_rejects_and_changes_nothing(what, call, error, match):
         assert lin.weight is lin._parameters["weight"] and lin.training is training
 
 
+class Sizeless(Cell):
+    def forward(self, x, state):
+        return state
+
+
+def test_a_cell_without_hidden_size_says_what_to_define():
+    cell = Sizeless()
+    with pytest.raises(AttributeError, match=r"Sizeless: set self.hidden_size or override "
+                                             r"initial_state"):
+        cell(X)
+    with pytest.raises(AttributeError, match=r"Sizeless.reset_parameters: set self.hidden_size"):
+        Bidirectional(Recurrent(cell))
+    state = cell(X, Tensor(z(3, 7)))  # given a state, only its batch can be checked
+    assert state.shape == (3, 7)
+    with pytest.raises(ValueError, match=r"Sizeless: state h has shape \(1, 7\), expected a "
+                                         r"batch of 3 first"):
+        cell(X, z(1, 7))
+
+
 def test_sequential_rejects_a_non_module_over_a_child():
     seq = Sequential(Linear(2, 2))
     child = seq[0]

@@ -120,8 +120,11 @@ class Cell(Module):
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Redraw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's rule); `rng` or
         numpy's global RNG."""
+        who = f"{type(self).__name__}.reset_parameters"
+        if not hasattr(self, "hidden_size"):
+            raise AttributeError(f"{who}: set self.hidden_size or override reset_parameters")
         size = self.hidden_size
-        check_rng(f"{type(self).__name__}.reset_parameters", rng)
+        check_rng(who, rng)
         k, draw = 1.0 / math.sqrt(size) if size else 0.0, np.random if rng is None else rng
         for p in self.parameters():
             p.data = draw.uniform(-k, k, p.shape).astype(p.dtype)
