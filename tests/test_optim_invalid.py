@@ -298,3 +298,23 @@ def test_error_if_nonfinite_raises_only_when_the_total_is_not_finite(norm_type, 
     ps = _with_grad([1.0, math.inf], [2.0])  # torch: these totals are finite, so no error
     assert optim.clip_grad_norm_(ps, 1.0, norm_type, error_if_nonfinite=True) == \
         pytest.approx(expected)
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.ones(3), ValueError, r"SGD: the grad of parameter 'bias' \(index 1, shape \(2,\)\) has "
+                             r"shape \(3,\)"),
+    (np.ones(2, int), TypeError, r"SGD: the grad of parameter 'bias' .* is of dtype int64, "
+                                 r"expected a float array"),
+    ([1.0, 2.0], TypeError, r"SGD: the grad of parameter 'bias' .* is list, expected a float"),
+])
+def test_a_bad_grad_anywhere_stops_the_step_before_any_parameter_changes(bad, error, match):
+    lin = Linear(2, 2)
+    opt = optim.SGD(lin.named_parameters(), lr=0.1, momentum=0.9)
+    lin.weight.grad = np.ones((2, 2), np.float32)
+    lin.bias.grad = bad
+    before = [p.data.copy() for p in lin.parameters()]
+    with pytest.raises(error, match=match):
+        opt.step()
+    for p, b in zip(lin.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+    assert opt.state == [{}, {}]

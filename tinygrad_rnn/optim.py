@@ -294,13 +294,20 @@ class Optimizer:
         with_grad = [p for p in self.params if p.grad is not None]
         for hook in self.hooks:
             hook(with_grad)
+        todo = []  # every gradient is checked before the first parameter changes
         for i, p in enumerate(self.params):
             if not p.requires_grad or p.grad is None:
                 continue  # frozen, or no gradient this step (a hook may also have dropped it)
-            g = np.asarray(p.grad, p.dtype)
+            g, name = p.grad, f"'{self.names[i]}' " if self.names[i] else ""
+            where = (f"{type(self).__name__}: the grad of parameter {name}(index {i}, shape "
+                     f"{p.shape})")
+            if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+                what = f"of dtype {g.dtype}" if isinstance(g, np.ndarray) else type(g).__name__
+                raise TypeError(f"{where} is {what}, expected a float array")
             if g.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}: grad of shape {g.shape} for parameter "
-                                 f"{i} of shape {p.shape}")
+                raise ValueError(f"{where} has shape {g.shape}")
+            todo.append((i, p, np.asarray(g, p.dtype)))
+        for i, p, g in todo:
             if getattr(self, "weight_decay", 0):  # L2 added to the grad, as torch (not AdamW)
                 g = g + self.weight_decay * p.data
             state = self.state[i]
