@@ -220,7 +220,7 @@ def test_bad_inputs_raise_errors_that_name_the_layer_and_shapes():
         LSTM(4, 2)(np.zeros((5, 2, 3)))
     with pytest.raises(ValueError, match=r"GRU: expected hx of shape \(2, 2, 3\).*\(1, 2, 3\)"):
         GRU(4, 3, num_layers=2)(np.zeros((5, 2, 4)), np.zeros((1, 2, 3)))
-    with pytest.raises(ValueError, match=r"LSTM: hx must be a tuple"):
+    with pytest.raises(TypeError, match=r"LSTM: hx must be a tuple"):  # one tensor, not (h, c)
         LSTM(4, 3)(np.zeros((5, 2, 4)), np.zeros((1, 2, 3)))
     with pytest.raises(ValueError, match=r"RNN: expected a non-empty 3-D"):
         RNN(4, 3)(np.zeros((1, 5, 2, 4)))

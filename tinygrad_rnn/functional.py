@@ -14,18 +14,31 @@ from tinygrad_rnn import ops
 from tinygrad_rnn.tensor import Tensor, apply, where
 
 
+def _shift(x: Any, axis: Any, name: str) -> tuple[Tensor, np.ndarray]:
+    """x as a floating Tensor and its max along `axis` (0 along an empty axis), a constant."""
+    x = _input(x, name)
+    axis = _axis(axis, x.ndim, name)
+    if x.shape[axis] == 0:
+        return x, np.zeros((), x.dtype)
+    return x, x.data.max(axis=axis, keepdims=True)
+
+
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) by log-sum-exp: the max is subtracted first, so large logits stay finite.
 
-    Shape: any; the result has x's shape.
+    Shape: any; the result has x's shape. An axis out of range is an IndexError, as torch.
     """
-    shifted = x - x.data.max(axis=axis, keepdims=True)  # a constant shift: no gradient needed
+    x, top = _shift(x, axis, "log_softmax")
+    shifted = x - top  # a constant shift: no gradient needed
+    if x.shape[axis] == 0:  # nothing to normalise (and log(0) of the empty sum would warn)
+        return shifted
     return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, computed from the max-shifted logits. Shape: as x."""
-    e = (x - x.data.max(axis=axis, keepdims=True)).exp()
+    x, top = _shift(x, axis, "softmax")
+    e = (x - top).exp()
     return e / e.sum(axis=axis, keepdims=True)
 
 
@@ -39,9 +52,13 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         training: False (or p=0) returns x itself.
         rng: numpy Generator for the mask; None: numpy's global one (np.random.seed).
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    p = _real(p, "dropout", "p", 0.0, 1.0)
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"dropout: training must be a bool, got {type(training).__name__}")
+    if rng is not None and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        raise TypeError(f"dropout: rng must be a numpy Generator or None, got "
+                        f"{type(rng).__name__}")
+    x = _input(x, "dropout")
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -56,31 +73,97 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+class RangeError(ValueError, RuntimeError):
+    """A value outside its allowed range (binary_cross_entropy's probabilities): a ValueError,
+    and a RuntimeError as torch raises there."""
+
+
+class ClassIndexError(IndexError, ValueError):
+    """A class-index target out of range: an IndexError as torch, also a ValueError."""
+
+
+def _array(value: Any, name: str, what: str) -> np.ndarray:
+    """The array behind a Tensor, ndarray, number or nested list, of real numbers or booleans:
+    strings and objects are a TypeError, ragged nesting a ValueError, both naming `what`."""
+    if isinstance(value, Tensor):
+        arr = value.data
+    else:
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            raise ValueError(f"{name}: {what} is ragged (nested sequences of unequal lengths)"
+                             ) from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: {what} must hold real numbers, got {type(value).__name__} of "
+                        f"dtype {arr.dtype}")
+    return arr
+
+
 def _input(x: Any, name: str) -> Tensor:
+    arr = _array(x, name, "input")
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.dtype.kind != "f":
-        raise TypeError(f"{name}: input must be a floating tensor, got {x.dtype} of shape "
-                        f"{x.shape}")
+        raise TypeError(f"{name}: input must be a floating tensor, got {arr.dtype} of shape "
+                        f"{arr.shape}")
     return x
 
 
+def _real(value: Any, name: str, what: str, low: float, high: float) -> float:
+    """A real number in [low, high] (not a bool, not NaN), as a float."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name}: {what} must be a real number, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}: {what} must be in [{low:g}, {high:g}], got {value}")
+    return float(value)
+
+
+def _int(value: Any, name: str, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: {what} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _axis(axis: Any, ndim: int, name: str) -> int:
+    """A valid axis of an ndim-array, made non-negative; out of range is an IndexError."""
+    axis = _int(axis, name, "axis")
+    if not -max(ndim, 1) <= axis < max(ndim, 1) or ndim == 0:
+        raise IndexError(f"{name}: axis {axis} is out of range for a tensor of {ndim} "
+                         f"dimension(s)")
+    return axis % ndim
+
+
+def check_padding_idx(name: str, padding_idx: Any, num_embeddings: int) -> int | None:
+    """None, or an int in [-num_embeddings, num_embeddings) made non-negative (as torch)."""
+    if padding_idx is None:
+        return None
+    padding_idx = _int(padding_idx, name, "padding_idx")
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"{name}: padding_idx {padding_idx} is out of range for a table of "
+                         f"{num_embeddings} rows (expected -{num_embeddings} <= padding_idx < "
+                         f"{num_embeddings})")
+    return padding_idx % num_embeddings
+
+
 def _check_reduction(reduction: str, name: str) -> None:
-    if reduction not in _REDUCTIONS:
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
+        if loss.size == 0:  # torch: the mean of nothing is NaN (its gradient is empty)
+            return loss.sum() + np.asarray(np.nan, loss.dtype)
         return loss.mean()
     return loss.sum() if reduction == "sum" else loss
 
 
 def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
     """A float target of x's shape; arrays are cast to x's dtype, float Tensors kept (grad)."""
+    arr = _array(target, name, "target")
     if not (isinstance(target, Tensor) and target.dtype.kind == "f"):
-        arr = np.asarray(target.data if isinstance(target, Tensor) else target)
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name}: target must be numeric, got {arr.dtype}")
         target = Tensor(arr.astype(x.dtype))
     if target.shape != x.shape:
         raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
@@ -90,7 +173,8 @@ def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
 
 def _const(w: Any, x: Tensor, name: str, what: str, shape: tuple[int, ...]) -> Tensor:
     """A weight that must broadcast to `shape`; arrays become constants in x's dtype."""
-    w = w if isinstance(w, Tensor) else Tensor(np.asarray(w, dtype=x.dtype))
+    arr = _array(w, name, what)
+    w = w if isinstance(w, Tensor) else Tensor(arr.astype(x.dtype))
     try:
         ok = np.broadcast_shapes(w.shape, shape) == shape
     except ValueError:
@@ -146,15 +230,19 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
     """-w * (t log p + (1 - t) log(1 - p)) on probabilities p, each log clamped at -100 as torch.
 
     Shape: input (*) in [0, 1], target (*) the same shape, weight broadcastable to (*).
-    Errors: ValueError for p outside [0, 1], a shape mismatch or a bad reduction.
+    Errors: RangeError (a ValueError and, as torch, a RuntimeError) for an input or target
+    outside [0, 1] or NaN; ValueError for a shape mismatch or a bad reduction.
     """
     name = "binary_cross_entropy"
     _check_reduction(reduction, name)
     x = _input(input, name)
     t = _float_target(target, x, name)
-    if x.data.size and (x.data.min() < 0 or x.data.max() > 1):
-        raise ValueError(f"{name}: input must be probabilities in [0, 1], got values in "
-                         f"[{x.data.min():.4g}, {x.data.max():.4g}] (shape {x.shape})")
+    for what, arr in (("input", x.data), ("target", t.data)):
+        outside = ~((arr >= 0) & (arr <= 1))  # NaN fails both comparisons
+        if outside.any():
+            raise RangeError(f"{name}: {what} must be probabilities in [0, 1] (all elements of "
+                             f"{what} should be between 0 and 1), got {arr[outside].flat[0]} "
+                             f"(shape {arr.shape})")
     loss = -(t * _clamped_log(x) + (1.0 - t) * _clamped_log(1.0 - x))
     if weight is not None:
         loss = loss * _const(weight, x, name, "weight", x.shape)
@@ -183,7 +271,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
 
 
 def _class_targets(target: Any, x: Tensor, ignore_index: int, name: str) -> np.ndarray:
-    t = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t = _array(target, name, "target")
     if t.shape != x.shape[:-1]:
         raise ValueError(f"{name}: target shape {t.shape} does not match input shape {x.shape} "
                          f"(class indices of shape {x.shape[:-1]} expected)")
@@ -192,8 +280,9 @@ def _class_targets(target: Any, x: Tensor, ignore_index: int, name: str) -> np.n
                          f"{t.shape} (input shape {x.shape})")
     bad = (t != ignore_index) & ((t < 0) | (t >= x.shape[-1]))
     if bad.any():
-        raise ValueError(f"{name}: target {t[bad].flat[0]} is out of range for {x.shape[-1]} "
-                         f"classes (input shape {x.shape}, ignore_index={ignore_index})")
+        raise ClassIndexError(f"{name}: target {t[bad].flat[0]} is out of range for "
+                              f"{x.shape[-1]} classes (input shape {x.shape}, "
+                              f"ignore_index={ignore_index})")
     return t
 
 
@@ -201,21 +290,22 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
          smoothing: float, name: str) -> Tensor:
     """Shared body of nll_loss and cross_entropy on log-probabilities logp (..., C)."""
     _check_reduction(reduction, name)
+    ignore_index = _int(ignore_index, name, "ignore_index")
     if logp.ndim == 0:
         raise ValueError(f"{name}: input needs a class dimension, got shape {logp.shape}")
     n_cls = logp.shape[-1]
     w = None if weight is None else _const(weight, logp, name, "weight", (n_cls,))
     if w is not None and w.shape != (n_cls,):
         raise ValueError(f"{name}: weight must have shape ({n_cls},), got {w.shape}")
-    t_arr = np.asarray(target.data if isinstance(target, Tensor) else target)
+    t_arr = _array(target, name, "target")
     if t_arr.shape == logp.shape and t_arr.dtype.kind == "f":  # class probabilities
         probs = _float_target(target, logp, name)
         if smoothing:
             probs = probs * (1.0 - smoothing) + smoothing / n_cls
         per = logp * probs if w is None else logp * probs * w
         loss = -per.sum(axis=-1)
-        if reduction == "mean":  # torch: divide by the batch size, not by the weights
-            return loss.sum() / max(loss.data.size, 1)
+        if reduction == "mean" and loss.size:  # torch: divide by the batch size, not weights
+            return loss.sum() / loss.size
         return _reduce(loss, reduction)
     t = _class_targets(target, logp, ignore_index, name)
     valid = t != ignore_index
@@ -257,12 +347,12 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     Errors: ValueError for a shape mismatch, float index targets, out-of-range targets.
     """
     name = "cross_entropy"
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    label_smoothing = _real(label_smoothing, name, "label_smoothing", 0.0, 1.0)
     x = _input(input, name)
     _check_reduction(reduction, name)
-    if x.ndim == 0:
-        raise ValueError(f"{name}: input needs a class dimension, got shape {x.shape}")
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{name}: input needs a class dimension of at least one class, got "
+                         f"shape {x.shape}")
     return _nll(log_softmax(x, -1), target, weight, ignore_index, reduction,
                 label_smoothing, name)
 
@@ -274,10 +364,17 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
 
     Shape: indices (*) integers in [0, num_embeddings), weight (num_embeddings, dim)
     -> (*, dim). The padding_idx row (negative counts from the end) gets no gradient.
-    Errors: IndexError for float indices or an index out of range, naming the table size.
+    Errors: IndexError for float indices or an index out of range, naming the table size;
+    ValueError for a weight that is not 2-D or a padding_idx outside the table.
     """
-    idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = _array(indices, "embedding", "indices")
+    if not isinstance(weight, Tensor):
+        weight = Tensor(_array(weight, "embedding", "weight"))
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                         f"shape {weight.shape}")
     n = weight.shape[0]
+    padding_idx = check_padding_idx("embedding", padding_idx, n)
     if idx.dtype.kind not in "iu":
         raise IndexError(f"embedding: indices must be integers, got {idx.dtype} of shape "
                          f"{idx.shape}")
@@ -285,6 +382,4 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise IndexError(f"embedding: index {bad} is out of range for a table of {n} rows "
                          f"(indices shape {idx.shape}, weight shape {weight.shape})")
-    if padding_idx is not None and padding_idx < 0:
-        padding_idx += n
     return apply(ops.Embedding, weight, indices=idx, padding_idx=padding_idx)

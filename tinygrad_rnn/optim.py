@@ -14,35 +14,60 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.nn.validate import as_real, check_bool, check_real
 from tinygrad_rnn.tensor import Tensor
 
 Hook = Callable[[list[Parameter]], Any]
+_FLAGS = ("nesterov", "amsgrad", "centered")  # the boolean hyper-parameters
 
 
-def _nonneg(who: str, **values: float) -> None:
-    """Every hyper-parameter given must be a number >= 0 (NaN fails too)."""
-    for key, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"{who}: invalid {key} {value} (must be >= 0)")
-
-
-def _collect(params: Any, who: str) -> list[tuple[str | None, Tensor]]:
-    """(name or None, Parameter) pairs from a Tensor, a Module, Parameters, or named pairs."""
+def _collect(params: Any, who: str, what: str = "params") -> list[tuple[str | None, Tensor]]:
+    """(name or None, Parameter) pairs from a Tensor, a Module, an iterable of Parameters or of
+    (name, Parameter) pairs, or a {name: Parameter} mapping; read once (a generator is fine)."""
     if isinstance(params, Tensor):
         params = [params]
     elif isinstance(params, Module):
         params = params.named_parameters()
-    pairs = [item if isinstance(item, tuple) else (None, item) for item in params]
-    for _, p in pairs:
+    elif isinstance(params, Mapping):
+        if "params" in params:
+            raise TypeError(f"{who}: parameter groups (dicts with 'params') are not supported; "
+                            f"pass the parameters, or one optimizer per group")
+        params = params.items()
+    elif isinstance(params, (set, frozenset)):  # torch: a set has no order, so neither has state
+        raise TypeError(f"{who}: {what} must be an ordered collection (a list), got a set")
+    try:
+        items = list(params)
+    except TypeError:
+        raise TypeError(f"{who}: {what} must be Parameters, a Module or (name, Parameter) pairs, "
+                        f"got {type(params).__name__}") from None
+    pairs = []
+    for item in items:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+            pairs.append(item)
+        elif isinstance(item, dict):
+            raise TypeError(f"{who}: parameter groups (dicts) are not supported; pass the "
+                            f"parameters")
+        else:
+            pairs.append((None, item))
+    for name, p in pairs:
         if not isinstance(p, Tensor):
-            raise TypeError(f"{who}: expected Parameters, got {type(p).__name__}")
+            label = f" ({name!r})" if name else ""
+            raise TypeError(f"{who}: expected Parameters in {what}, got {type(p).__name__}"
+                            f"{label}")
     return pairs
 
 
 def _norm(x: Any, norm_type: float) -> float:
-    """Vector norm of the flattened array, in float64 so float32 squares cannot overflow."""
+    """Vector norm of the flattened array, in float64 so float32 squares cannot overflow.
+
+    Orders below 1 follow torch: 0 counts the non-zero entries, a negative order sends a zero
+    entry's |x|^p to inf and so the norm to 0 (without numpy's divide warning).
+    """
     x = np.asarray(x, np.float64).ravel()
-    return float(np.linalg.norm(x, norm_type)) if x.size else 0.0
+    if not x.size:
+        return 0.0
+    with np.errstate(divide="ignore"):
+        return float(np.linalg.norm(x, norm_type))
 
 
 def clip_grad_value_(params: Tensor | Iterable[Any], clip_value: float) -> None:
@@ -50,7 +75,8 @@ def clip_grad_value_(params: Tensor | Iterable[Any], clip_value: float) -> None:
 
     Shape: each grad keeps its parameter's shape; parameters without a grad are skipped.
     """
-    ClipValue(clip_value)([p for _, p in _collect(params, "clip_grad_value_")])
+    params = [p for _, p in _collect(params, "clip_grad_value_")]
+    ClipValue(clip_value, _who="clip_grad_value_")(params)
 
 
 def clip_grad_norm_(params: Tensor | Iterable[Any], max_norm: float, norm_type: float = 2.0,
@@ -64,7 +90,8 @@ def clip_grad_norm_(params: Tensor | Iterable[Any], max_norm: float, norm_type: 
         The total norm (a float) of all gradients, each of any shape, before clipping.
     """
     pairs = _collect(params, "clip_grad_norm_")
-    hook = ClipGlobalNorm(max_norm, norm_type, error_if_nonfinite, [q for q in pairs if q[0]])
+    hook = ClipGlobalNorm(max_norm, norm_type, error_if_nonfinite, [q for q in pairs if q[0]],
+                          _who="clip_grad_norm_")
     hook([p for _, p in pairs])
     return hook.last_norm
 
@@ -76,19 +103,31 @@ class _ClipHook:
     an optimizer built from `named_parameters()` fills it in when it is empty.
     """
 
-    def __init__(self, error_if_nonfinite: bool, names: Any) -> None:
-        self.error_if_nonfinite, self.last_norm = bool(error_if_nonfinite), None
-        names = names.items() if isinstance(names, Mapping) else _collect(names or (), "names")
-        self.names = {id(p): n for n, p in names if n is not None}  # id(parameter) -> name
+    def __init__(self, error_if_nonfinite: bool, names: Any, who: str) -> None:
+        self.who = who
+        self.error_if_nonfinite = check_bool(who, "error_if_nonfinite", error_if_nonfinite)
+        self.last_norm = None
+        pairs = _collect(() if names is None else names, who, "names")
+        self.names = {id(p): n for n, p in pairs if n is not None}  # id(parameter) -> name
 
     def _grads(self, params: list[Parameter]) -> list[np.ndarray]:
-        for i, p in enumerate(params):
-            if self.error_if_nonfinite and p.grad is not None and not np.isfinite(p.grad).all():
+        if isinstance(params, Tensor) or not isinstance(params, (list, tuple)):
+            raise TypeError(f"{self.who}: a hook is called with the list of parameters, got "
+                            f"{type(params).__name__}")
+        return [p.grad for p in params if p.grad is not None]
+
+    def _check_finite(self, params: list[Parameter], norms: list[float], what: str) -> None:
+        """With error_if_nonfinite, name the first parameter whose norm is inf or NaN."""
+        if not self.error_if_nonfinite:
+            return
+        with_grad = [(i, p) for i, p in enumerate(params) if p.grad is not None]
+        for (i, p), norm in zip(with_grad, norms):
+            if not math.isfinite(norm):
                 name = f"'{self.names[id(p)]}' " if id(p) in self.names else ""
                 bad = f"{int(np.isnan(p.grad).sum())} NaN, {int(np.isinf(p.grad).sum())} inf"
-                raise RuntimeError(f"{type(self).__name__}: the gradient of parameter {name}"
-                                   f"(index {i}, shape {p.shape}) is not finite ({bad})")
-        return [p.grad for p in params if p.grad is not None]
+                raise RuntimeError(f"{self.who}: the gradient of parameter {name}(index {i}, "
+                                   f"shape {p.shape}) is not finite ({bad}), so its {what} is "
+                                   f"{norm}")
 
 
 class ClipValue(_ClipHook):
@@ -97,14 +136,17 @@ class ClipValue(_ClipHook):
     `last_norm` is the largest absolute gradient entry seen, before clipping (a float).
     """
 
-    def __init__(self, clip_value: float, error_if_nonfinite: bool = False, names: Any = None):
-        _nonneg("ClipValue", clip_value=clip_value)
-        super().__init__(error_if_nonfinite, names)
-        self.clip_value = float(clip_value)
+    def __init__(self, clip_value: float, error_if_nonfinite: bool = False, names: Any = None, *,
+                 _who: str = "ClipValue"):
+        clip_value = check_real(_who, "clip_value", clip_value, finite=False)
+        super().__init__(error_if_nonfinite, names, _who)
+        self.clip_value = clip_value
 
     def __call__(self, params: list[Parameter]) -> None:
         grads = self._grads(params)
-        self.last_norm = max((_norm(g, math.inf) for g in grads), default=0.0)
+        norms = [_norm(g, math.inf) for g in grads]
+        self._check_finite(params, norms, "largest absolute entry")
+        self.last_norm = max(norms, default=0.0)
         for g in grads:
             np.clip(g, -self.clip_value, self.clip_value, out=g)
 
@@ -116,13 +158,15 @@ class ClipNorm(_ClipHook):
     """
 
     def __init__(self, max_norm: float, error_if_nonfinite: bool = False, names: Any = None):
-        _nonneg("ClipNorm", max_norm=max_norm)
-        super().__init__(error_if_nonfinite, names)
-        self.max_norm = float(max_norm)
+        max_norm = check_real("ClipNorm", "max_norm", max_norm, finite=False)
+        super().__init__(error_if_nonfinite, names, "ClipNorm")
+        self.max_norm = max_norm
 
     def __call__(self, params: list[Parameter]) -> None:
         grads = self._grads(params)
-        self.last_norm = [_norm(g, 2.0) for g in grads]
+        norms = [_norm(g, 2.0) for g in grads]
+        self._check_finite(params, norms, "L2 norm")
+        self.last_norm = norms
         for g, norm in zip(grads, self.last_norm):
             if norm > self.max_norm:
                 g *= self.max_norm / norm
@@ -132,21 +176,26 @@ class ClipGlobalNorm(_ClipHook):
     """Scale all gradients together by min(1, max_norm / (total_norm + 1e-6)) (torch
     clip_grad_norm_, Keras global_clipnorm). `last_norm` is the total norm before clipping.
 
-    The total norm is the `norm_type`-norm of all entries (inf: the largest |entry|).
+    The total norm is the `norm_type`-norm of the per-tensor norms, as torch (inf: the largest
+    |entry|; 0 and negative orders as torch too). error_if_nonfinite raises only when that
+    total is not finite (an inf entry leaves a norm of order <= 0 finite, as in torch).
     """
 
     def __init__(self, max_norm: float, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                 names: Any = None):
-        _nonneg("ClipGlobalNorm", max_norm=max_norm)
-        super().__init__(error_if_nonfinite, names)
-        self.max_norm, self.norm_type = float(max_norm), float(norm_type)
+                 names: Any = None, *, _who: str = "ClipGlobalNorm"):
+        max_norm = check_real(_who, "max_norm", max_norm, finite=False)
+        norm_type = as_real(_who, "norm_type", norm_type)
+        super().__init__(error_if_nonfinite, names, _who)
+        self.max_norm, self.norm_type = max_norm, norm_type
 
     def __call__(self, params: list[Parameter]) -> None:
         grads = self._grads(params)
-        total = _norm([_norm(g, self.norm_type) for g in grads], self.norm_type)
+        norms = [_norm(g, self.norm_type) for g in grads]
+        total = _norm(norms, self.norm_type)
         if self.error_if_nonfinite and not math.isfinite(total):
-            raise RuntimeError(f"ClipGlobalNorm: the total norm of order {self.norm_type} is "
-                               f"not finite")
+            self._check_finite(params, norms, f"norm of order {self.norm_type}")
+            raise RuntimeError(f"{self.who}: the total norm of order {self.norm_type} is not "
+                               f"finite ({total})")
         self.last_norm = total
         coef = self.max_norm / (total + 1e-6)  # torch's 1e-6: a zero norm cannot divide by 0
         if not coef >= 1.0:  # a NaN coefficient reaches the grads, as in torch
@@ -162,24 +211,67 @@ class Optimizer:
         params: Parameters, a Module, or (name, Parameter) pairs (`named_parameters()`),
             whose names then label the clip hooks' errors.
         defaults: hyper-parameters, set as attributes (change `opt.lr` between steps); the
-            numeric ones must be >= 0 (ValueError otherwise).
+            numeric ones must be finite reals >= 0 (ValueError; TypeError for a non-number).
         hooks: callables `hook(params)` run in order by `step()` before the update.
     """
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], hooks: Iterable[Hook] = ()):
         who = type(self).__name__
         pairs = _collect(params, who)
+        if not pairs:
+            raise ValueError(f"{who}: got an empty parameter list")
+        if len({id(p) for _, p in pairs}) < len(pairs):
+            raise ValueError(f"{who}: the parameter list holds a parameter twice")
+        for i, (name, p) in enumerate(pairs):
+            if not p.is_leaf:  # torch's rule: its update would not reach what made it
+                raise ValueError(f"{who}: can't optimize a non-leaf Tensor (parameter "
+                                 f"{name or i}, made by {p.op_name})")
+        self.defaults = {k: self._checked(who, k, v) for k, v in defaults.items()}
+        self._check_defaults(who)
+        hooks = self._checked_hooks(who, hooks)  # all of them before any is added
         self.params = [p for _, p in pairs]
         self.names = [n for n, _ in pairs]
-        if not self.params or len({id(p) for p in self.params}) < len(self.params):
-            raise ValueError(f"{who}: the parameter list is empty or holds a parameter twice")
-        self.defaults = dict(defaults)
-        _nonneg(who, **{k: v for k, v in self.defaults.items() if isinstance(v, (int, float))})
         self.__dict__.update(self.defaults)
         self.state: list[dict[str, Any]] = [{} for _ in self.params]  # state[i] is params[i]'s
         self.hooks: list[Hook] = []
         for hook in hooks:
             self.add_hook(hook)
+
+    @staticmethod
+    def _checked(who: str, key: str, value: Any) -> Any:
+        """A hyper-parameter as torch checks it, for any real type (numpy scalars, 0-d arrays
+        and Tensors too): flags are bools, betas a pair in [0, 1), the rest finite and >= 0."""
+        if key in _FLAGS:
+            return check_bool(who, key, value)
+        if key == "betas":
+            if not isinstance(value, (tuple, list)):
+                raise TypeError(f"{who}: betas must be a pair (beta1, beta2), got "
+                                f"{type(value).__name__}")
+            if len(value) != 2:
+                raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {len(value)} "
+                                 f"values")
+            return tuple(check_real(who, f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+                         for i, b in enumerate(value))
+        return check_real(who, key, value)
+
+    def _check_defaults(self, who: str) -> None:
+        """Checks that tie hyper-parameters together (SGD's Nesterov needs momentum)."""
+
+    @staticmethod
+    def _checked_hooks(who: str, hooks: Any) -> list[Hook]:
+        if callable(hooks) and not isinstance(hooks, (list, tuple)):
+            raise TypeError(f"{who}: hooks must be a list of callables, got one "
+                            f"{type(hooks).__name__} (wrap it in a list)")
+        try:
+            hooks = list(hooks)
+        except TypeError:
+            raise TypeError(f"{who}: hooks must be a list of callables, got "
+                            f"{type(hooks).__name__}") from None
+        for i, hook in enumerate(hooks):
+            if not callable(hook):
+                raise TypeError(f"{who}: hooks[{i}] is a {type(hook).__name__}, expected a "
+                                f"callable hook(params)")
+        return hooks
 
     def add_hook(self, hook: Hook) -> Hook:
         """Append a gradient hook; a clip hook without names gets this optimizer's names."""
@@ -202,13 +294,20 @@ class Optimizer:
         with_grad = [p for p in self.params if p.grad is not None]
         for hook in self.hooks:
             hook(with_grad)
+        todo = []  # every gradient is checked before the first parameter changes
         for i, p in enumerate(self.params):
             if not p.requires_grad or p.grad is None:
                 continue  # frozen, or no gradient this step (a hook may also have dropped it)
-            g = np.asarray(p.grad, p.dtype)
+            g, name = p.grad, f"'{self.names[i]}' " if self.names[i] else ""
+            where = (f"{type(self).__name__}: the grad of parameter {name}(index {i}, shape "
+                     f"{p.shape})")
+            if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+                what = f"of dtype {g.dtype}" if isinstance(g, np.ndarray) else type(g).__name__
+                raise TypeError(f"{where} is {what}, expected a float array")
             if g.shape != p.shape:
-                raise ValueError(f"{type(self).__name__}: grad of shape {g.shape} for parameter "
-                                 f"{i} of shape {p.shape}")
+                raise ValueError(f"{where} has shape {g.shape}")
+            todo.append((i, p, np.asarray(g, p.dtype)))
+        for i, p, g in todo:
             if getattr(self, "weight_decay", 0):  # L2 added to the grad, as torch (not AdamW)
                 g = g + self.weight_decay * p.data
             state = self.state[i]
@@ -235,10 +334,13 @@ class SGD(Optimizer):
 
     def __init__(self, params: Any, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  hooks: Iterable[Hook] = (), *, dampening: float = 0.0, nesterov: bool = False):
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
                                   "weight_decay": weight_decay, "nesterov": nesterov}, hooks)
+
+    def _check_defaults(self, who: str) -> None:
+        d = self.defaults
+        if d["nesterov"] and (d["momentum"] <= 0 or d["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
 
     def _update(self, p, g, s):
         if self.momentum:
@@ -258,9 +360,7 @@ class Adam(Optimizer):
     def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
                  hooks: Iterable[Hook] = ()):
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"Adam: invalid betas {betas} (each must be in [0, 1))")
-        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
                                   "weight_decay": weight_decay, "amsgrad": amsgrad}, hooks)
 
     def _update(self, p, g, s):

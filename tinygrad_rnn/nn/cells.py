@@ -18,6 +18,13 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.nn.validate import (
+    check_bool,
+    check_rng,
+    check_size,
+    check_state_parts,
+    float_input,
+)
 from tinygrad_rnn.tensor import Tensor, addcmul, addmm, get_default_dtype
 
 State = Tensor | tuple[Tensor, ...]
@@ -39,6 +46,7 @@ class Cell(Module):
     """
 
     hidden_size: int
+    state_names: tuple[str, ...] = ("h",)  # the parts of the state, as error messages name them
 
     def forward(self, x_t: Tensor, state: State) -> State:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
@@ -48,15 +56,56 @@ class Cell(Module):
         if not hasattr(self, "hidden_size"):
             raise AttributeError(f"{type(self).__name__}: set self.hidden_size or override "
                                  f"initial_state")
+        batch_size = check_size(f"{type(self).__name__}.initial_state", "batch_size", batch_size)
         return Tensor(np.zeros((batch_size, self.hidden_size), self.param_dtype()))
 
     def __call__(self, x_t: Any, state: State | None = None) -> State:
         """One step; `state=None` starts from `initial_state(batch)`. x_t: (B, input_size)."""
-        x_t = x_t if isinstance(x_t, Tensor) else Tensor(x_t)
+        who = type(self).__name__
+        x_t = float_input(who, "input", x_t)
         if x_t.ndim != 2:
-            raise ValueError(f"{type(self).__name__}: expected input (batch, input_size), got "
-                             f"shape {x_t.shape}")
-        return self.forward(x_t, self.initial_state(x_t.shape[0]) if state is None else state)
+            raise ValueError(f"{who}: expected input (batch, input_size), got shape {x_t.shape}")
+        width = getattr(self, "input_size", None)
+        if isinstance(width, int) and x_t.shape[1] != width:
+            raise ValueError(f"{who}: expected input width (input_size) {width}, got "
+                             f"{x_t.shape[1]} (input shape {x_t.shape})")
+        self.check_parameters(who)
+        batch = x_t.shape[0]
+        state = self.initial_state(batch) if state is None else self.check_state(
+            state, batch, who)
+        return self.forward(x_t, state)
+
+    # ---- checks, once per call (never per unrolled step) --------------------------------
+    def state_layout(self, batch: int) -> tuple[bool, list[tuple[int, ...]] | None, str]:
+        """What a state for `batch` looks like: (is it a tuple, each part's shape or None
+        when unknown, where that shape comes from). A custom `initial_state` is asked once
+        per batch size."""
+        if _defining_class(type(self), "initial_state") in (Cell, LSTMCell):
+            if not hasattr(self, "hidden_size"):
+                return len(self.state_names) > 1, None, ""
+            shape, n = (batch, self.hidden_size), len(self.state_names)
+            return n > 1, [shape] * n, f"batch {batch}, hidden_size {self.hidden_size}"
+        cached = self.__dict__.get("_state_layout_cache")
+        if cached is None or cached[0] != batch:
+            init = self.initial_state(batch)
+            parts = init if isinstance(init, tuple) else (init,)
+            hint = f"what {type(self).__name__}.initial_state({batch}) gives"
+            cached = (batch, (isinstance(init, tuple), [tuple(p.shape) for p in parts], hint))
+            object.__setattr__(self, "_state_layout_cache", cached)
+        return cached[1]
+
+    def check_state(self, state: Any, batch: int, who: str, what: str = "state") -> State:
+        """`state` as the cell's state of Tensors, or a clear error naming the part at fault.
+
+        A tuple state must be a tuple (or list) of as many parts; each part must be floating
+        and have the shape `initial_state(batch)` gives, (batch, hidden_size) for the built-in
+        cells: a state of batch 1 never broadcasts against a larger batch.
+        """
+        return check_state_parts(who, what, state, batch, self.state_layout(batch),
+                                 self.state_names)
+
+    def check_parameters(self, who: str) -> None:
+        """Hook for a cell to check its parameters' shapes before a call (a few comparisons)."""
 
     def param_dtype(self) -> np.dtype:
         """The dtype of the first parameter (the default dtype for a cell without any)."""
@@ -71,7 +120,12 @@ class Cell(Module):
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Redraw every parameter from U(-1/sqrt(H), 1/sqrt(H)) (torch's rule); `rng` or
         numpy's global RNG."""
-        k, draw = 1.0 / math.sqrt(self.hidden_size), np.random if rng is None else rng
+        who = f"{type(self).__name__}.reset_parameters"
+        if not hasattr(self, "hidden_size"):
+            raise AttributeError(f"{who}: set self.hidden_size or override reset_parameters")
+        size = self.hidden_size
+        check_rng(who, rng)
+        k, draw = 1.0 / math.sqrt(size) if size else 0.0, np.random if rng is None else rng
         for p in self.parameters():
             p.data = draw.uniform(-k, k, p.shape).astype(p.dtype)
 
@@ -104,9 +158,10 @@ class _TorchCell(Cell):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  rng: np.random.Generator | None = None):
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be >= 1, "
-                             f"got {input_size} and {hidden_size}")
+        who = type(self).__name__
+        input_size = check_size(who, "input_size", input_size)  # 0 works, as torch's cells
+        hidden_size = check_size(who, "hidden_size", hidden_size)
+        bias = check_bool(who, "bias", bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         rows, dt = self.gates * hidden_size, get_default_dtype()
         self.weight_ih = Parameter(np.zeros((rows, input_size), dt))
@@ -118,6 +173,26 @@ class _TorchCell(Cell):
     def forward(self, x_t: Tensor, state: State) -> State:
         return self.step(self.project_inputs(x_t), state, self.hidden_weights())
 
+    def gates_of(self, t: Tensor) -> list[Tensor]:
+        """(B, G*H) -> G pieces (B, H) in gate order. With hidden_size 0 every piece is the
+        empty t itself (the split primitive refuses pieces of size 0)."""
+        return t.chunk(self.gates, axis=1) if self.hidden_size else [t] * self.gates
+
+    def check_parameters(self, who: str) -> None:
+        """A Parameter replaced by one of another shape (or a bias by None) is named here,
+        rather than failing as a matmul deep inside a step."""
+        rows, size = self.gates * self.hidden_size, self.hidden_size
+        expected = {"weight_ih": (rows, self.input_size), "weight_hh": (rows, size)}
+        if self.bias:
+            expected.update(bias_ih=(rows,), bias_hh=(rows,))
+        for name, shape in expected.items():
+            p = getattr(self, name)
+            if p is None or p.shape != shape:
+                got = "None" if p is None else f"shape {p.shape}"
+                raise ValueError(f"{who}: parameter {name} has {got}, expected {shape} "
+                                 f"({self.gates} gates, input_size {self.input_size}, "
+                                 f"hidden_size {size})")
+
     def project_inputs(self, x: Tensor) -> Tensor:
         """x (..., input_size) -> x @ weight_ih.T + biases, (..., G * hidden_size)."""
         if x.shape[-1] != self.input_size:
@@ -126,7 +201,7 @@ class _TorchCell(Cell):
         if not self.bias:
             return x @ self.weight_ih.T
         bias = self.bias_ih + self.bias_hh if self.fold_hidden_bias else self.bias_ih
-        rows = x.reshape(-1, self.input_size)  # all steps of all sequences: one GEMM
+        rows = x.reshape(math.prod(x.shape[:-1]), self.input_size)  # all steps: one GEMM
         return addmm(bias, rows, self.weight_ih.T).reshape(x.shape[:-1] + bias.shape)
 
     def hidden_weights(self) -> Any:
@@ -144,7 +219,7 @@ class RNNCell(_TorchCell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", *, rng: np.random.Generator | None = None):
-        if nonlinearity not in ("tanh", "relu"):
+        if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got "
                              f"{nonlinearity!r}")
         super().__init__(input_size, hidden_size, bias, rng=rng)
@@ -163,15 +238,17 @@ class LSTMCell(_TorchCell):
     """
 
     gates = 4
+    state_names = ("h", "c")
 
     def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        batch_size = check_size("LSTMCell.initial_state", "batch_size", batch_size)
         zeros = np.zeros((batch_size, self.hidden_size), self.param_dtype())
         return Tensor(zeros), Tensor(zeros.copy())
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, Tensor],
              w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
         h, c = state
-        i, f, g, o = addmm(xp_t, h, w_hh_t).chunk(4, axis=1)  # xp_t + h @ w_hh_t, one buffer
+        i, f, g, o = self.gates_of(addmm(xp_t, h, w_hh_t))  # xp_t + h @ w_hh_t, one buffer
         c = addcmul(f.sigmoid() * c, i.sigmoid(), g.tanh())  # f*c + i*g, one array fewer
         return o.sigmoid() * c.tanh(), c
 
@@ -192,8 +269,8 @@ class GRUCell(_TorchCell):
     def step(self, xp_t: Tensor, h: Tensor, weights: tuple[Tensor, Tensor | None]) -> Tensor:
         w_hh_t, b_hh = weights
         hp = h @ w_hh_t if b_hh is None else addmm(b_hh, h, w_hh_t)
-        xr, xz, xn = xp_t.chunk(3, axis=1)
-        hr, hz, hn = hp.chunk(3, axis=1)
+        xr, xz, xn = self.gates_of(xp_t)
+        hr, hz, hn = self.gates_of(hp)
         r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
         n = addcmul(xn, r, hn).tanh()  # tanh(xn + r * hn)
         return addcmul(n, z, h - n)  # (1 - z) * n + z * h as n + z * (h - n): fewer ops

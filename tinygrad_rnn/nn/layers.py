@@ -14,11 +14,19 @@ import numpy as np
 
 from tinygrad_rnn import functional as F
 from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.nn.validate import (
+    as_array,
+    check_bool,
+    check_real,
+    check_rng,
+    check_size,
+    float_input,
+)
 from tinygrad_rnn.tensor import Tensor, get_default_dtype
 
 
-def _rng(rng: np.random.Generator | None) -> Any:
-    return np.random if rng is None else rng
+def _rng(rng: np.random.Generator | None, who: str) -> Any:
+    return np.random if check_rng(who, rng) is None else rng
 
 
 class Linear(Module):
@@ -31,15 +39,27 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | None = None):
         super().__init__()
+        in_features = check_size("Linear", "in_features", in_features)
+        out_features = check_size("Linear", "out_features", out_features)
+        bias = check_bool("Linear", "bias", bias)
         self.in_features, self.out_features = in_features, out_features
-        k, dt, r = 1.0 / np.sqrt(max(in_features, 1)), get_default_dtype(), _rng(rng)
+        k, dt, r = 1.0 / np.sqrt(max(in_features, 1)), get_default_dtype(), _rng(rng, "Linear")
         self.weight = Parameter(r.uniform(-k, k, (out_features, in_features)).astype(dt))
         self.bias = Parameter(r.uniform(-k, k, (out_features,)).astype(dt)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = float_input("Linear", "input", x)
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(f"Linear: input of shape {x.shape} needs a last dim of "
                              f"{self.in_features}")
+        if self.weight is None:
+            raise TypeError("Linear: weight is None (assign a Parameter to it)")
+        if self.weight.shape != (self.out_features, self.in_features):
+            raise ValueError(f"Linear: weight has shape {self.weight.shape}, expected "
+                             f"{(self.out_features, self.in_features)} (out, in_features)")
+        if self.bias is not None and self.bias.shape != (self.out_features,):
+            raise ValueError(f"Linear: bias has shape {self.bias.shape}, expected "
+                             f"{(self.out_features,)} (out_features,)")
         out = x @ self.weight.T
         return out if self.bias is None else out + self.bias
 
@@ -59,35 +79,43 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  *, rng: np.random.Generator | None = None, _weight: Any = None):
         super().__init__()
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding: padding_idx {padding_idx} is out of range for a "
-                                 f"table of {num_embeddings} rows")
-            padding_idx %= num_embeddings  # negative counts from the end, as torch
+        num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
+        embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
+        padding_idx = F.check_padding_idx("Embedding", padding_idx, num_embeddings)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         if _weight is None:
-            w = _rng(rng).standard_normal((num_embeddings, embedding_dim))
+            w = _rng(rng, "Embedding").standard_normal((num_embeddings, embedding_dim))
             w = w.astype(get_default_dtype())
             if padding_idx is not None:
                 w[padding_idx] = 0.0
-            _weight = w
-        self.weight = Parameter(_weight)
+        else:
+            w = as_array("Embedding", "_weight", _weight)
+            if w.shape != (num_embeddings, embedding_dim):
+                raise ValueError(f"Embedding: _weight has shape {w.shape}, expected "
+                                 f"{(num_embeddings, embedding_dim)} (num_embeddings, "
+                                 f"embedding_dim)")
+        self.weight = Parameter(w, requires_grad=w.dtype.kind == "f")
 
     @classmethod
     def from_pretrained(cls, weights: Any, freeze: bool = True,
                         padding_idx: int | None = None) -> Embedding:
         """An Embedding holding a copy of `weights` (num_embeddings, embedding_dim), as torch.
 
-        freeze=True sets requires_grad=False. The padding row is kept as given (torch does
-        not zero it here either). Errors: ValueError unless weights is 2-D.
+        freeze=True sets requires_grad=False. The dtype is kept, as torch: an integer or
+        boolean table works frozen, and freeze=False with one is a TypeError (only floating
+        parameters can learn). The padding row is kept as given (torch does not zero it here
+        either). Errors: ValueError unless weights is 2-D.
         """
-        w = np.array(weights.data if isinstance(weights, Tensor) else weights)
+        who = "Embedding.from_pretrained"
+        freeze = check_bool(who, "freeze", freeze)
+        w = np.array(as_array(who, "weights", weights))
         if w.ndim != 2:
-            raise ValueError(f"Embedding.from_pretrained: weights must be 2-D, got shape "
-                             f"{w.shape}")
-        if w.dtype.kind != "f":
-            w = w.astype(get_default_dtype())
+            raise ValueError(f"{who}: weights must be 2-D, got shape {w.shape} (expected "
+                             f"(num_embeddings, embedding_dim))")
+        if not freeze and w.dtype.kind != "f":
+            raise TypeError(f"{who}: freeze=False needs floating weights (only they can "
+                            f"require grad), got dtype {w.dtype}")
         emb = cls(w.shape[0], w.shape[1], padding_idx, _weight=w)
         emb.weight.requires_grad = not freeze
         return emb
@@ -108,9 +136,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator | None = None):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p, self.rng = p, rng
+        self.p, self.rng = check_real("Dropout", "p", p, 0.0, 1.0), check_rng("Dropout", rng)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training, self.rng)
@@ -139,15 +165,18 @@ class Sequential(Module):
         return x
 
     def __len__(self) -> int:
-        return len(self._modules)
+        return sum(1 for _ in self.children())
 
     def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        return self.children()
 
     def __getitem__(self, index: int | slice) -> Any:
-        mods = list(self._modules.values())
+        mods = list(self.children())
         if isinstance(index, slice):
             return Sequential(*mods[index])
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential: index must be an int or a slice, got "
+                            f"{type(index).__name__}")
         if not -len(mods) <= index < len(mods):
             raise IndexError(f"Sequential: index {index} is out of range for {len(mods)} modules")
         return mods[index]

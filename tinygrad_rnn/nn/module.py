@@ -7,21 +7,29 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tinygrad_rnn.nn.validate import check_bool
 from tinygrad_rnn.tensor import Tensor
 
 
 class Parameter(Tensor):
     """A Tensor that a Module registers when assigned as an attribute; requires grad by default.
 
-    Set `requires_grad=False` to freeze it (the optimizer and gradcheck_module skip it).
+    Set `requires_grad=False` to freeze it (the optimizer and gradcheck_module skip it). As in
+    torch, only a frozen Parameter may hold integers or booleans (say a pretrained integer
+    table); a trainable one needs a floating dtype.
     """
 
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None):
-        super().__init__(data, requires_grad=requires_grad, dtype=dtype)
-        if self.data.dtype.kind != "f":
-            raise TypeError(f"Parameter: needs a floating dtype, got {self.data.dtype}")
+        super().__init__(data, requires_grad=False, dtype=dtype)
+        dt = self.data.dtype
+        if dt.kind not in "biuf":
+            raise TypeError(f"Parameter: needs a numeric dtype, got {dt}")
+        if requires_grad and dt.kind != "f":
+            raise TypeError(f"Parameter: requires_grad needs a floating dtype, got {dt} (pass "
+                            f"requires_grad=False to hold integers)")
+        self.requires_grad = bool(requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -36,10 +44,23 @@ class LoadResult(NamedTuple):
     unexpected_keys: list[str]
 
 
-def _to_array(value: Any) -> np.ndarray:
+def _to_array(value: Any) -> np.ndarray | str:
+    """The value as a real numeric array, or a string saying why it is not one."""
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
-    return np.asarray(value.data if isinstance(value, Tensor) else value)
+    try:
+        arr = np.asarray(value.data if isinstance(value, Tensor) else value)
+    except (TypeError, ValueError):  # ragged nesting, or something numpy cannot read
+        return f"expected an array, got {type(value).__name__} that numpy cannot read"
+    if arr.dtype.kind not in "biuf":
+        return f"expected a real numeric array, got dtype {arr.dtype}"
+    return arr
+
+
+def _kind_error(who: str, kind: str, name: str, value: Any) -> TypeError:
+    return TypeError(f"{who}: cannot assign {type(value).__name__} to {kind} '{name}' "
+                     f"({'a Parameter' if kind == 'parameter' else 'a Module'} or None "
+                     f"expected)")
 
 
 class Module:
@@ -54,12 +75,23 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before "
                                  f"assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        params, modules, who = self._parameters, self._modules, type(self).__name__
+        # torch's rules: over a registered Parameter only a Parameter (which replaces it, in
+        # place in the order) or None (an empty slot, as `bias=False`) may be assigned;
+        # anything else would silently unregister it. Sub-modules likewise.
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            modules.pop(name, None)
+            params[name] = value
+        elif name in params:
+            if value is not None:
+                raise _kind_error(who, "parameter", name, value)
+            params[name] = None
         elif isinstance(value, Module):
-            self._modules[name] = value
+            modules[name] = value
+        elif name in modules:
+            if value is not None:
+                raise _kind_error(who, "sub-module", name, value)
+            modules[name] = None
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -80,18 +112,19 @@ class Module:
         while stack:
             name, mod = stack.pop()
             yield name, mod
-            children = [(f"{name}.{k}" if name else k, m) for k, m in mod._modules.items()]
+            children = [(f"{name}.{k}" if name else k, m) for k, m in mod._modules.items()
+                        if m is not None]
             stack.extend(reversed(children))
 
     def children(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+        return (m for m in self._modules.values() if m is not None)
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, Parameter) pairs in registration order, each Parameter once."""
         seen: set[int] = set()
         for prefix, mod in self.named_modules():
             for k, p in mod._parameters.items():
-                if id(p) not in seen:
+                if p is not None and id(p) not in seen:
                     seen.add(id(p))
                     yield (f"{prefix}.{k}" if prefix else k), p
 
@@ -106,9 +139,15 @@ class Module:
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
         """Copy arrays into the parameters, cast to each parameter's dtype.
 
-        Missing and unexpected keys (when strict) and shape mismatches are reported together
-        in one StateDictError, and a failed load changes nothing.
+        Missing and unexpected keys (when strict), shape mismatches and values that are not
+        real numeric arrays are reported together in one StateDictError (a RuntimeError, as
+        torch's, and a ValueError), and a failed load changes nothing.
         """
+        who = f"load_state_dict into {type(self).__name__}"
+        if not isinstance(state, Mapping):
+            raise TypeError(f"{who}: state_dict must be a mapping of names to arrays, got "
+                            f"{type(state).__name__}")
+        strict = check_bool(who, "strict", strict)
         params = dict(self.named_parameters())
         missing = [k for k in params if k not in state]
         unexpected = [k for k in state if k not in params]
@@ -116,7 +155,9 @@ class Module:
         for name, p in params.items():
             if name in state:
                 arr = _to_array(state[name])
-                if arr.shape != p.shape:
+                if isinstance(arr, str):
+                    problems.append(f"{name}: {arr}")
+                elif arr.shape != p.shape:
                     problems.append(f"{name}: shape {arr.shape} in the state dict, {p.shape} "
                                     f"in the module")
                 else:
@@ -125,14 +166,17 @@ class Module:
             problems += [f"missing key {k}" for k in missing]
             problems += [f"unexpected key {k}" for k in unexpected]
         if problems:
-            raise StateDictError(f"load_state_dict into {type(self).__name__}: "
-                                 + "; ".join(problems))
+            raise StateDictError(f"{who}: " + "; ".join(problems))
         for name, arr in new.items():
             params[name].data = arr
         return LoadResult(missing, unexpected)
 
     # ---- modes and housekeeping -------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout on) for this module and every sub-module; returns self."""
+        if not isinstance(mode, (bool, np.bool_)):  # torch raises ValueError here, also for 0/1
+            raise ValueError(  # noqa: TRY004 (torch's type, which its users catch)
+                f"train: mode must be a bool, got {type(mode).__name__} {mode!r}")
         for _, mod in self.named_modules():
             object.__setattr__(mod, "training", bool(mode))
         return self
@@ -145,13 +189,23 @@ class Module:
             p.grad = None
 
     def to(self, dtype: Any) -> Module:
-        """Cast every parameter (and its grad) to a float dtype, in place; returns self."""
-        dt = np.dtype(dtype)
+        """Cast every floating parameter (and its grad) to a float dtype, in place; returns self.
+
+        As torch, integer and boolean parameters (frozen tables) keep their dtype.
+        """
+        try:
+            dt = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64
+        except TypeError:
+            dt = None
+        if dt is None:
+            raise TypeError(f"to: dtype must be a numpy float dtype or its name, got "
+                            f"{type(dtype).__name__} {dtype!r}")
         if dt.kind != "f":
             raise TypeError(f"to: expected a floating dtype, got {dt}")
         for p in self.parameters():
-            p.data = p.data.astype(dt, copy=False)
-            p.grad = None if p.grad is None else p.grad.astype(dt, copy=False)
+            if p.dtype.kind == "f":
+                p.data = p.data.astype(dt, copy=False)
+                p.grad = None if p.grad is None else p.grad.astype(dt, copy=False)
         return self
 
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
@@ -160,8 +214,11 @@ class Module:
         Counts follow torch layouts, so a recurrent cell has two bias vectors (Keras has one).
         Returns the table and prints it with `print_fn` (None: do not print).
         """
+        if print_fn is not None and not callable(print_fn):
+            raise TypeError(f"summary: print_fn must be a callable or None, got "
+                            f"{type(print_fn).__name__}")
         rows = [(name or "(root)", type(mod).__name__,
-                 sum(p.data.size for p in mod._parameters.values()))
+                 sum(p.data.size for p in mod._parameters.values() if p is not None))
                 for name, mod in self.named_modules()]
         params = list(self.parameters())
         trainable = sum(p.data.size for p in params if p.requires_grad)

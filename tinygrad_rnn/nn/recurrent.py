@@ -10,6 +10,7 @@ diagnostics parse these labels. A module that unrolls calls each of its `step_ob
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,36 +20,47 @@ from tinygrad_rnn.engine import collector_paused
 from tinygrad_rnn.functional import dropout
 from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from tinygrad_rnn.nn.module import Module
+from tinygrad_rnn.nn.validate import (
+    check_bool,
+    check_real,
+    check_rng,
+    check_size,
+    float_input,
+)
 from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack, where
 
 StepObserver = Callable[[int, str, int, State], Any]
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
-def _tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _as_state(state: Any) -> State:
-    if isinstance(state, (tuple, list)):
-        return tuple(_tensor(s) for s in state)
-    return _tensor(state)
-
-
 def lengths_mask(lengths: Any, batch: int, steps: int, who: str) -> np.ndarray | None:
     """(B,) true lengths -> (B, T) bool mask, True at real steps; None if nothing is padded."""
     if lengths is None:
         return None
-    arr = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
-    if arr.shape != (batch,) or (arr.size and arr.dtype.kind not in "iu"):
+    try:
+        arr = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+    except ValueError:  # ragged nesting
         raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
-                         f"shape {arr.shape} of {arr.dtype}")
+                         f"a ragged {type(lengths).__name__}") from None
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                        f"{type(lengths).__name__} of dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                         f"shape {arr.shape}")
     bad = arr[(arr < 1) | (arr > steps)]
     if bad.size:
         raise ValueError(f"{who}: lengths must be in [1, T={steps}], got "
                          f"{sorted(set(bad.tolist()))}")
     mask = np.arange(steps)[None, :] < arr[:, None]
     return None if mask.all() else mask
+
+
+def _check_observers(who: str, observers: Any) -> None:
+    for i, obs in enumerate(observers):
+        if not callable(obs):
+            raise TypeError(f"{who}: step_observers[{i}] is a {type(obs).__name__}, expected a "
+                            f"callable obs(layer, direction, t, state)")
 
 
 def _keep(valid: np.ndarray, new: State, old: State) -> State:
@@ -113,27 +125,36 @@ class Recurrent(Module):
         super().__init__()
         if not isinstance(cell, Cell):
             raise TypeError(f"Recurrent: cell must be a Cell, got {type(cell).__name__}")
+        flags = {"return_sequences": return_sequences, "return_state": return_state,
+                 "reverse": reverse, "batch_first": batch_first}
+        flags = {k: check_bool("Recurrent", k, v) for k, v in flags.items()}
         self.cell = cell
-        self.return_sequences, self.return_state = return_sequences, return_state
-        self.reverse, self.batch_first = reverse, batch_first
+        self.return_sequences, self.return_state = flags["return_sequences"], flags["return_state"]
+        self.reverse, self.batch_first = flags["reverse"], flags["batch_first"]
         self.step_observers: list[StepObserver] = []
 
     def forward(self, x: Any, initial_state: Any = None, lengths: Any = None) -> Any:
-        """Run the cell over x; `lengths` (B,) marks the real steps of a padded batch."""
-        x = _tensor(x)
+        """Run the cell over x; `lengths` (B,) marks the real steps of a padded batch.
+
+        A batch of 0 sequences gives empty outputs (as torch); 0 time steps is an error.
+        """
+        x = float_input("Recurrent", "input", x)
         layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
-        if x.ndim != 3 or 0 in x.shape[:2]:
+        t_axis = 1 if self.batch_first else 0
+        if x.ndim != 3 or x.shape[t_axis] == 0:
             raise ValueError(f"Recurrent: expected a non-empty 3-D input {layout}, got shape "
                              f"{x.shape}")
         width = getattr(self.cell, "input_size", None)
-        if width is not None and x.shape[-1] != width:
+        if isinstance(width, int) and x.shape[-1] != width:
             raise ValueError(f"Recurrent: the cell expects input width (input_size) {width}, "
                              f"got {x.shape[-1]} (input shape {x.shape} {layout})")
-        t_axis = 1 if self.batch_first else 0
+        who = f"Recurrent({type(self.cell).__name__})"
+        self.cell.check_parameters(who)
+        _check_observers("Recurrent", self.step_observers)
         batch, steps = x.shape[1 - t_axis], x.shape[t_axis]
         mask = lengths_mask(lengths, batch, steps, "Recurrent")
         state = (self.cell.initial_state(batch) if initial_state is None
-                 else _as_state(initial_state))
+                 else self.cell.check_state(initial_state, batch, who, "initial_state"))
         outs, state = unroll(self.cell, x, state, reverse=self.reverse, time_axis=t_axis,
                              mask=mask, observers=self.step_observers)
         # 'last' is the final state's output: the true last step, or position 0 when reversed
@@ -168,13 +189,26 @@ class Bidirectional(Module):
                              f"{merge_mode!r}")
         backward = copy.deepcopy(layer)
         backward.reverse, backward.step_observers = not layer.reverse, []
+        # trainable parameters are drawn afresh; frozen ones keep the values the user set
+        frozen = [(p, p.data.copy()) for p in backward.parameters() if not p.requires_grad]
         backward.cell.reset_parameters()
+        for p, data in frozen:
+            p.data = data
         backward.zero_grad()
         self.forward_layer, self.backward_layer, self.merge_mode = layer, backward, merge_mode
 
     def forward(self, x: Any, initial_state: Any = None, lengths: Any = None) -> Any:
         """Both directions over x (the same `lengths`), merged position by position."""
-        f_init, b_init = (None, None) if initial_state is None else initial_state
+        if initial_state is None:
+            f_init = b_init = None
+        elif not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
+            got = (f"{len(initial_state)} items" if isinstance(initial_state, (tuple, list))
+                   else type(initial_state).__name__)
+            error = ValueError if isinstance(initial_state, (tuple, list)) else TypeError
+            raise error(f"Bidirectional: initial_state must be a pair (forward_state, "
+                        f"backward_state), got {got}")
+        else:
+            f_init, b_init = initial_state
         fwd = self.forward_layer(x, f_init, lengths)
         bwd = self.backward_layer(x, b_init, lengths)
         if self.forward_layer.return_state:
@@ -211,13 +245,21 @@ class RNNBase(Module):
                  dropout: float = 0.0, bidirectional: bool = False, *,
                  rng: np.random.Generator | None = None):
         super().__init__()
+        object.__setattr__(self, "_slots", {})  # parameter name -> (cell, its name there)
         name = type(self).__name__
-        if num_layers < 1:
-            raise ValueError(f"{name}: num_layers must be >= 1, got {num_layers}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"{name}: dropout must be in [0, 1], got {dropout}")
+        # torch's stacks (unlike its cells) refuse sizes of 0
+        input_size = check_size(name, "input_size", input_size, 1)
+        hidden_size = check_size(name, "hidden_size", hidden_size, 1)
+        num_layers = check_size(name, "num_layers", num_layers, 1)
+        dropout = check_real(name, "dropout", dropout, 0.0, 1.0)
+        check_rng(name, rng)
+        bias, batch_first, bidirectional = (check_bool(name, k, v) for k, v in (
+            ("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)))
+        if dropout and num_layers == 1:
+            warnings.warn(f"{name}: dropout={dropout} acts between layers, so it has no effect "
+                          f"with num_layers=1", UserWarning, stacklevel=3)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
         self.bidirectional, self.num_directions = bidirectional, 2 if bidirectional else 1
         self.step_observers: list[StepObserver] = []
         self.dropout_rng = rng
@@ -226,9 +268,18 @@ class RNNBase(Module):
             for d in range(self.num_directions):
                 cell = make_cell(input_size if k == 0 else hidden_size * self.num_directions)
                 for pname, p in cell.named_parameters():  # shared: to() and loads reach cells
-                    setattr(self, f"{pname}_l{k}" + ("_reverse" if d else ""), p)
+                    key = f"{pname}_l{k}" + ("_reverse" if d else "")
+                    self._slots[key] = (cell, pname)
+                    setattr(self, key, p)
                 cells.append(cell)
         self._cells = cells  # a plain list: the cells' parameters are registered above
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """`lstm.weight_hh_l0 = Parameter(...)` also reaches the cell that computes with it."""
+        super().__setattr__(name, value)
+        slot = self.__dict__.get("_slots", {}).get(name)
+        if slot is not None:
+            setattr(slot[0], slot[1], value)
 
     def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
         """Redraw all weights U(-1/sqrt(H), 1/sqrt(H)) as torch, from `rng` or np.random."""
@@ -239,16 +290,22 @@ class RNNBase(Module):
         name, lstm = type(self).__name__, isinstance(self._cells[0], LSTMCell)
         if hx is None:
             return [cell.initial_state(batch) for cell in self._cells]
-        parts = hx if lstm and isinstance(hx, (tuple, list)) else (hx,)
-        if lstm and len(parts) != 2:
-            raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        if lstm and not isinstance(hx, (tuple, list)):
+            raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        if lstm and len(hx) != 2:
+            raise ValueError(f"{name}: hx must be a tuple (h_0, c_0) of 2 tensors, got "
+                             f"{len(hx)}")
+        if not lstm and isinstance(hx, tuple):
+            raise TypeError(f"{name}: hx must be one Tensor h_0, got a tuple of {len(hx)}")
+        parts, labels = (hx, ("h_0", "c_0")) if lstm else ((hx,), ("h_0",))
         expected = (len(self._cells),) + ((batch,) if not unbatched else ()) + (
             self.hidden_size,)
-        parts = [_tensor(p) for p in parts]
-        for p in parts:
+        parts = [float_input(name, f"hx {label}", p) for p, label in zip(parts, labels)]
+        for p, label in zip(parts, labels):
             if p.shape != expected:
-                raise ValueError(f"{name}: expected hx of shape {expected} (num_layers * "
-                                 f"num_directions, batch, hidden_size), got {p.shape}")
+                dims = "num_layers * num_directions, " + ("" if unbatched else "batch, ")
+                raise ValueError(f"{name}: expected hx of shape {expected} ({dims}hidden_size) "
+                                 f"for {label}, got {p.shape}")
         if unbatched:
             parts = [p.reshape(len(self._cells), 1, self.hidden_size) for p in parts]
         return [tuple(p[i] for p in parts) if lstm else parts[0][i]
@@ -257,10 +314,15 @@ class RNNBase(Module):
     def forward(self, x: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:
         """Shape: x (T, B, I) ((B, T, I) if batch_first; (T, I) unbatched), hx (L*D, B, H)
         or (h_0, c_0) for LSTM -> output (T, B, D*H), h_n (L*D, B, H) (or (h_n, c_n))."""
-        name, x = type(self).__name__, _tensor(x)
-        if x.ndim not in (2, 3) or 0 in x.shape[:-1]:
+        name = type(self).__name__
+        x = float_input(name, "input", x)
+        time_axis = 1 if self.batch_first and x.ndim == 3 else 0
+        if x.ndim not in (2, 3) or x.shape[time_axis] == 0:  # a batch of 0 works, as torch
             raise ValueError(f"{name}: expected a non-empty 3-D input (or 2-D unbatched), got "
                              f"shape {x.shape}")
+        for cell in self._cells:
+            cell.check_parameters(name)
+        _check_observers(name, self.step_observers)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: expected input width (input_size) {self.input_size}, "
                              f"got {x.shape[-1]} (input shape {x.shape})")
@@ -312,7 +374,7 @@ class RNN(RNNBase):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
                  rng: np.random.Generator | None = None):
-        if nonlinearity not in ("tanh", "relu"):
+        if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity, rng=rng),
                          input_size, hidden_size, num_layers, bias, batch_first, dropout,
