@@ -186,7 +186,7 @@ CONSTRUCTORS = [
      TypeError, r"LSTMCell.reset_parameters: rng must be a numpy Generator"),
     ("stack rng int", lambda: GRU(2, 3, rng=7), TypeError, r"GRU: rng must be a numpy Generator"),
     ("Parameter of strings", lambda: Parameter(np.array(["a"])),
-     TypeError, r"Parameter: needs a numeric dtype"),
+     TypeError, r"Parameter: data must be numeric"),
     ("Parameter int trainable", lambda: Parameter(np.array([1, 2])),
      TypeError, r"Parameter: requires_grad needs a floating dtype, got int64"),
 ]

@@ -22,10 +22,11 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True, dtype: Any = None):
-        super().__init__(data, requires_grad=False, dtype=dtype)
-        dt = self.data.dtype
-        if dt.kind not in "biuf":
-            raise TypeError(f"Parameter: needs a numeric dtype, got {dt}")
+        try:
+            super().__init__(data, requires_grad=False, dtype=dtype)
+        except (TypeError, ValueError) as err:  # the Tensor rules, named for the Parameter
+            raise type(err)(str(err).replace("Tensor:", "Parameter:", 1)) from None
+        dt = self._data.dtype
         if requires_grad and dt.kind != "f":
             raise TypeError(f"Parameter: requires_grad needs a floating dtype, got {dt} (pass "
                             f"requires_grad=False to hold integers)")
