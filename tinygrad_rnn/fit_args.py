@@ -18,7 +18,7 @@ Metric = Callable[[np.ndarray, np.ndarray], float]
 def array(who: str, label: str, a: Any) -> np.ndarray:
     """`a` (array, list or Tensor) as a numeric ndarray; `label` names it in errors."""
     try:
-        arr = np.asarray(a.data if isinstance(a, Tensor) else a)
+        arr = np.asarray(a._data if isinstance(a, Tensor) else a)
     except (ValueError, TypeError) as err:  # ragged nested lists
         raise ValueError(f"{who}: {label} is not a rectangular array ({err})") from None
     if arr.dtype.kind not in "biuf":

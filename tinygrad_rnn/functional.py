@@ -20,7 +20,7 @@ def _shift(x: Any, axis: Any, name: str) -> tuple[Tensor, np.ndarray]:
     axis = _axis(axis, x.ndim, name)
     if x.shape[axis] == 0:
         return x, np.zeros((), x.dtype)
-    return x, x.data.max(axis=axis, keepdims=True)
+    return x, x._data.max(axis=axis, keepdims=True)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -86,7 +86,7 @@ def _array(value: Any, name: str, what: str) -> np.ndarray:
     """The array behind a Tensor, ndarray, number or nested list, of real numbers or booleans:
     strings and objects are a TypeError, ragged nesting a ValueError, both naming `what`."""
     if isinstance(value, Tensor):
-        arr = value.data
+        arr = value._data
     else:
         try:
             arr = np.asarray(value)
@@ -191,7 +191,7 @@ def _softplus(z: Tensor) -> Tensor:
     Each branch of the `where` only sees arguments where it is the chosen one, so the
     discarded branch never holds inf (whose zero gradient would become NaN).
     """
-    pos = z.data >= 0
+    pos = z._data >= 0
     zero = np.zeros((), z.dtype)
     zp, zn = where(pos, z, zero), where(pos, zero, z)
     return where(pos, zp + ((-zp).exp() + 1.0).log(), (zn.exp() + 1.0).log())
@@ -203,11 +203,11 @@ def _clamped_log(p: Tensor) -> Tensor:
     torch's backward divides by max(p (1 - p), 1e-12); here p < 1e-12 takes a linear piece
     with that slope whose value is the clamped log, so log(0) and 1/0 never happen.
     """
-    small = p.data < 1e-12
+    small = p._data < 1e-12
     if not small.any():
         return p.log()
-    clamped = np.log(np.maximum(p.data.astype(np.float64), np.exp(-100.0)))
-    offset = (clamped - p.data * 1e12).astype(p.dtype)
+    clamped = np.log(np.maximum(p._data.astype(np.float64), np.exp(-100.0)))
+    offset = (clamped - p._data * 1e12).astype(p.dtype)
     return where(small, p * 1e12 + offset, where(small, np.ones((), p.dtype), p).log())
 
 
@@ -237,7 +237,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
     _check_reduction(reduction, name)
     x = _input(input, name)
     t = _float_target(target, x, name)
-    for what, arr in (("input", x.data), ("target", t.data)):
+    for what, arr in (("input", x._data), ("target", t._data)):
         outside = ~((arr >= 0) & (arr <= 1))  # NaN fails both comparisons
         if outside.any():
             raise RangeError(f"{name}: {what} must be probabilities in [0, 1] (all elements of "
@@ -321,7 +321,7 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
     if reduction != "mean":
         return _reduce(loss, reduction)
     denom = w_sel.sum()
-    if denom.data == 0:  # every target ignored (or weighted 0): NaN as torch, zero gradient
+    if denom._data == 0:  # every target ignored (or weighted 0): NaN as torch, zero gradient
         return loss.sum() * 0.0 + np.nan
     return loss.sum() / denom
 

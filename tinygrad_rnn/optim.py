@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn import versions
 from tinygrad_rnn.nn.module import Module, Parameter
 from tinygrad_rnn.nn.validate import as_real, check_bool, check_real
 from tinygrad_rnn.tensor import Tensor
@@ -309,10 +310,11 @@ class Optimizer:
             todo.append((i, p, np.asarray(g, p.dtype)))
         for i, p, g in todo:
             if getattr(self, "weight_decay", 0):  # L2 added to the grad, as torch (not AdamW)
-                g = g + self.weight_decay * p.data
+                g = g + self.weight_decay * p._data
             state = self.state[i]
             state["step"] = state.get("step", 0) + 1
-            self._update(p.data, g, state)
+            self._update(p._data, g, state)
+            versions.written(p)  # a backward through ops recorded before this step now raises
 
     def _update(self, p: np.ndarray, g: np.ndarray, s: dict[str, Any]) -> None:
         """Update array `p` in place from grad `g` (never modified) and its state `s`."""

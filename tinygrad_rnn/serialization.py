@@ -41,7 +41,7 @@ def _numeric(key: Any, value: Any) -> np.ndarray:
     if "\x00" in key:
         raise ValueError(f"save: state dict key {key!r} contains a NUL character")
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if isinstance(value, (str, bytes)):
         raise TypeError(f"save: state dict entry {key!r} is a {type(value).__name__}, "
                         "expected an array of numbers")

@@ -47,14 +47,14 @@ class NonFiniteError(FloatingPointError, RuntimeError):
 
 
 def _scalar(who: str, loss: Any) -> Tensor:
-    if not isinstance(loss, Tensor) or loss.data.size != 1:
+    if not isinstance(loss, Tensor) or loss._data.size != 1:
         what = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
         raise TypeError(f"{who}: loss_fn(prediction, target) must return a scalar Tensor: {what}")
     return loss
 
 
 def _numpy(pred: Any) -> Any:
-    return pred.data if isinstance(pred, Tensor) else pred
+    return pred._data if isinstance(pred, Tensor) else pred
 
 
 def _dtype(model: Any) -> np.dtype | None:

@@ -127,7 +127,7 @@ class Cell(Module):
         check_rng(who, rng)
         k, draw = 1.0 / math.sqrt(size) if size else 0.0, np.random if rng is None else rng
         for p in self.parameters():
-            p.data = draw.uniform(-k, k, p.shape).astype(p.dtype)
+            p._assign(draw.uniform(-k, k, p.shape).astype(p.dtype))
 
     # ---- fast path used by the unroll; the defaults fall back to forward per step ---------
     def project_inputs(self, x: Tensor) -> Tensor:

@@ -50,7 +50,7 @@ def _to_array(value: Any) -> np.ndarray | str:
     if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
     try:
-        arr = np.asarray(value.data if isinstance(value, Tensor) else value)
+        arr = np.asarray(value._data if isinstance(value, Tensor) else value)
     except (TypeError, ValueError):  # ragged nesting, or something numpy cannot read
         return f"expected an array, got {type(value).__name__} that numpy cannot read"
     if arr.dtype.kind not in "biuf":
@@ -135,7 +135,7 @@ class Module:
     # ---- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameter name -> a copy of its array."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        return {name: p._data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> LoadResult:
         """Copy arrays into the parameters, cast to each parameter's dtype.
@@ -169,7 +169,7 @@ class Module:
         if problems:
             raise StateDictError(f"{who}: " + "; ".join(problems))
         for name, arr in new.items():
-            params[name].data = arr
+            params[name]._assign(arr)  # a copy made above: nobody else holds it
         return LoadResult(missing, unexpected)
 
     # ---- modes and housekeeping -------------------------------------------------------------
@@ -205,7 +205,8 @@ class Module:
             raise TypeError(f"to: expected a floating dtype, got {dt}")
         for p in self.parameters():
             if p.dtype.kind == "f":
-                p.data = p.data.astype(dt, copy=False)
+                if p.dtype != dt:
+                    p._assign(p._data.astype(dt))
                 p.grad = None if p.grad is None else p.grad.astype(dt, copy=False)
         return self
 
@@ -219,11 +220,11 @@ class Module:
             raise TypeError(f"summary: print_fn must be a callable or None, got "
                             f"{type(print_fn).__name__}")
         rows = [(name or "(root)", type(mod).__name__,
-                 sum(p.data.size for p in mod._parameters.values() if p is not None))
+                 sum(p.size for p in mod._parameters.values() if p is not None))
                 for name, mod in self.named_modules()]
         params = list(self.parameters())
-        trainable = sum(p.data.size for p in params if p.requires_grad)
-        frozen = sum(p.data.size for p in params if not p.requires_grad)
+        trainable = sum(p.size for p in params if p.requires_grad)
+        frozen = sum(p.size for p in params if not p.requires_grad)
         w1 = max(len("Module"), *(len(r[0]) for r in rows))
         w2 = max(len("Type"), *(len(r[1]) for r in rows))
         line = "-" * (w1 + w2 + 16)

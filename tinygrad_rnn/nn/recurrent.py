@@ -38,7 +38,7 @@ def lengths_mask(lengths: Any, batch: int, steps: int, who: str) -> np.ndarray |
     if lengths is None:
         return None
     try:
-        arr = np.asarray(lengths.data if isinstance(lengths, Tensor) else lengths)
+        arr = np.asarray(lengths._data if isinstance(lengths, Tensor) else lengths)
     except ValueError:  # ragged nesting
         raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
                          f"a ragged {type(lengths).__name__}") from None
@@ -190,10 +190,10 @@ class Bidirectional(Module):
         backward = copy.deepcopy(layer)
         backward.reverse, backward.step_observers = not layer.reverse, []
         # trainable parameters are drawn afresh; frozen ones keep the values the user set
-        frozen = [(p, p.data.copy()) for p in backward.parameters() if not p.requires_grad]
+        frozen = [(p, p._data.copy()) for p in backward.parameters() if not p.requires_grad]
         backward.cell.reset_parameters()
         for p, data in frozen:
-            p.data = data
+            p._assign(data)
         backward.zero_grad()
         self.forward_layer, self.backward_layer, self.merge_mode = layer, backward, merge_mode
 

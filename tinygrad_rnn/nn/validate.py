@@ -40,7 +40,7 @@ def check_bool(who: str, name: str, value: Any) -> bool:
 def as_real(who: str, name: str, value: Any) -> float:
     """A real number as a float: Python or numpy scalars, 0-d arrays or Tensors; not bool, NaN."""
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)) \
@@ -69,7 +69,7 @@ def as_array(who: str, name: str, value: Any) -> np.ndarray:
     """The array behind a Tensor, ndarray, number or (regular) nested list; real numbers or
     booleans only: strings and objects are a TypeError, ragged nesting a ValueError."""
     if isinstance(value, Tensor):
-        arr = value.data
+        arr = value._data
     else:
         try:
             arr = np.asarray(value)
