@@ -363,7 +363,7 @@ class Clip(Op):
 
 def is_int(v: Any) -> bool:
     """An integer (Python or numpy), not a bool."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    return type(v) is int or isinstance(v, np.integer)  # bool is a subclass, not `int` itself
 
 
 def axis_index(fn: str, axis: Any, ndim: int) -> int:
@@ -552,7 +552,7 @@ class GetItem(Op):
 def _axis(axis: Any, ndim: int) -> int:
     """`axis` counted from 0, or an IndexError naming it (as torch's "dimension out of range");
     inside an op's forward, whose errors apply() prefixes with the op's name."""
-    if not is_int(axis):
+    if type(axis) is not int and not is_int(axis):
         raise TypeError(f"axis must be an int, got {type(axis).__name__}")
     if not -ndim <= axis < ndim:
         raise IndexError(f"axis {axis} is out of range for {ndim} dimension(s)")
@@ -572,8 +572,9 @@ class Split(Op):
 
     def forward(self, x, sizes, axis=0):
         axis = _axis(axis, x.ndim)
-        if not all(is_int(n) for n in sizes):
-            raise TypeError(f"sizes must be ints, got {list(sizes)}")
+        for n in sizes:  # a loop, not all(...): this runs once per time step
+            if type(n) is not int and not is_int(n):
+                raise TypeError(f"sizes must be ints, got {list(sizes)}")
         if sum(sizes) != x.shape[axis] or min(sizes, default=0) < 0 or not sizes:
             raise ValueError(f"sizes {list(sizes)} do not split axis {axis} of length "
                              f"{x.shape[axis]}")

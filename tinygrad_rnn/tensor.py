@@ -381,26 +381,31 @@ class Tensor:
 
     def chunk(self, chunks: int, axis: int = 0) -> list[Tensor]:
         """Split into `chunks` pieces along `axis` as torch.chunk (the last may be smaller)."""
-        if not ops.is_int(chunks):
+        if type(chunks) is not int and not ops.is_int(chunks):
             raise TypeError(f"chunk: chunks must be an int, got {type(chunks).__name__}")
         if chunks < 1:
             raise ValueError(f"chunk: chunks must be >= 1, got {chunks}")
-        n = self.shape[ops.axis_index("chunk", axis, self.ndim)]
+        ndim = self._data.ndim
+        n = self.shape[axis if type(axis) is int and -ndim <= axis < ndim  # the usual case
+                       else ops.axis_index("chunk", axis, ndim)]
         step = max(-(-n // chunks), 1)
-        return self.split([min(step, n - s) for s in range(0, n, step)] or [0], axis)
+        sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
+        return apply_multi(ops.Split, self, sizes=sizes, axis=axis)
 
     def split(self, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
         """Consecutive pieces along `axis` (torch.split): `sizes` lists their lengths, or is one
         length for every piece (the last may be shorter)."""
-        if ops.is_int(sizes):
-            n, size = self.shape[ops.axis_index("split", axis, self.ndim)], int(sizes)
-            if size < 1:
-                raise ValueError(f"split: a split size must be >= 1, got {size}")
-            sizes = [min(size, n - s) for s in range(0, n, size)] or [0]
-        elif isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
-            raise TypeError(f"split: sizes must be an int or a sequence of ints, got "
-                            f"{type(sizes).__name__}")
-        return apply_multi(ops.Split, self, sizes=list(sizes), axis=axis)
+        if type(sizes) is not list:
+            if ops.is_int(sizes):
+                n, size = self.shape[ops.axis_index("split", axis, self.ndim)], int(sizes)
+                if size < 1:
+                    raise ValueError(f"split: a split size must be >= 1, got {size}")
+                sizes = [min(size, n - s) for s in range(0, n, size)] or [0]
+            elif isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence):
+                raise TypeError(f"split: sizes must be an int or a sequence of ints, got "
+                                f"{type(sizes).__name__}")
+            sizes = list(sizes)
+        return apply_multi(ops.Split, self, sizes=sizes, axis=axis)
 
     def unbind(self, axis: int = 0) -> list[Tensor]:
         """The slices along `axis`, that axis removed (torch.unbind): one node for them all."""
