@@ -1,0 +1,199 @@
+"""torch's multi-layer RNN / LSTM / GRU stacks: parameters with torch's names, hx and h_n in
+torch's layout, dropout between layers; each layer and direction is one unroll of a cell."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn.functional import dropout
+from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
+from tinygrad_rnn.nn.module import Module
+from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, lengths_mask, unroll
+from tinygrad_rnn.nn.validate import check_bool, check_real, check_rng, check_size, float_input
+from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack
+
+
+class RNNBase(Module):
+    """Torch-style multi-layer stack of one cell type; parameters carry torch's names.
+
+    Each layer k and direction registers weight_ih_l{k}[_reverse], weight_hh_l{k}[_reverse],
+    bias_ih_l{k}[_reverse], bias_hh_l{k}[_reverse] in torch's state_dict order, so a torch
+    state_dict converted to numpy loads as is. Dropout between layers (training mode only)
+    draws its masks from `self.dropout_rng`: the `rng` given at construction, else None (numpy's
+    global RNG, so `np.random.seed` reproduces the masks, as it does the init).
+    """
+
+    def __init__(self, make_cell: Callable[[int], Cell], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 rng: np.random.Generator | None = None):
+        super().__init__()
+        object.__setattr__(self, "_slots", {})  # parameter name -> (cell, its name there)
+        name = type(self).__name__
+        # torch's stacks (unlike its cells) refuse sizes of 0
+        input_size = check_size(name, "input_size", input_size, 1)
+        hidden_size = check_size(name, "hidden_size", hidden_size, 1)
+        num_layers = check_size(name, "num_layers", num_layers, 1)
+        dropout = check_real(name, "dropout", dropout, 0.0, 1.0)
+        check_rng(name, rng)
+        bias, batch_first, bidirectional = (check_bool(name, k, v) for k, v in (
+            ("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)))
+        if dropout and num_layers == 1:
+            warnings.warn(f"{name}: dropout={dropout} acts between layers, so it has no effect "
+                          f"with num_layers=1", UserWarning, stacklevel=3)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.bidirectional, self.num_directions = bidirectional, 2 if bidirectional else 1
+        self.step_observers: list[StepObserver] = []
+        self.dropout_rng = rng
+        cells = []
+        for k in range(num_layers):
+            for d in range(self.num_directions):
+                cell = make_cell(input_size if k == 0 else hidden_size * self.num_directions)
+                for pname, p in cell.named_parameters():  # shared: to() and loads reach cells
+                    key = f"{pname}_l{k}" + ("_reverse" if d else "")
+                    self._slots[key] = (cell, pname)
+                    setattr(self, key, p)
+                cells.append(cell)
+        self._cells = cells  # a plain list: the cells' parameters are registered above
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """`lstm.weight_hh_l0 = Parameter(...)` also reaches the cell that computes with it."""
+        super().__setattr__(name, value)
+        slot = self.__dict__.get("_slots", {}).get(name)
+        if slot is not None:
+            setattr(slot[0], slot[1], value)
+
+    def reset_parameters(self, rng: np.random.Generator | None = None) -> None:
+        """Redraw all weights U(-1/sqrt(H), 1/sqrt(H)) as torch, from `rng` or np.random."""
+        for cell in self._cells:
+            cell.reset_parameters(rng)
+
+    def _initial_states(self, hx: Any, batch: int, unbatched: bool) -> list[State]:
+        name, lstm = type(self).__name__, isinstance(self._cells[0], LSTMCell)
+        if hx is None:
+            return [cell.initial_state(batch) for cell in self._cells]
+        if lstm and not isinstance(hx, (tuple, list)):
+            raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
+        if lstm and len(hx) != 2:
+            raise ValueError(f"{name}: hx must be a tuple (h_0, c_0) of 2 tensors, got "
+                             f"{len(hx)}")
+        if not lstm and isinstance(hx, tuple):
+            raise TypeError(f"{name}: hx must be one Tensor h_0, got a tuple of {len(hx)}")
+        parts, labels = (hx, ("h_0", "c_0")) if lstm else ((hx,), ("h_0",))
+        expected = (len(self._cells),) + ((batch,) if not unbatched else ()) + (
+            self.hidden_size,)
+        parts = [float_input(name, f"hx {label}", p) for p, label in zip(parts, labels)]
+        for p, label in zip(parts, labels):
+            if p.shape != expected:
+                dims = "num_layers * num_directions, " + ("" if unbatched else "batch, ")
+                raise ValueError(f"{name}: expected hx of shape {expected} ({dims}hidden_size) "
+                                 f"for {label}, got {p.shape}")
+        if unbatched:
+            parts = [p.reshape(len(self._cells), 1, self.hidden_size) for p in parts]
+        return [tuple(p[i] for p in parts) if lstm else parts[0][i]
+                for i in range(len(self._cells))]
+
+    def forward(self, x: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:
+        """Shape: x (T, B, I) ((B, T, I) if batch_first; (T, I) unbatched), hx (L*D, B, H)
+        or (h_0, c_0) for LSTM -> output (T, B, D*H), h_n (L*D, B, H) (or (h_n, c_n))."""
+        name = type(self).__name__
+        x = float_input(name, "input", x)
+        time_axis = 1 if self.batch_first and x.ndim == 3 else 0
+        if x.ndim not in (2, 3) or x.shape[time_axis] == 0:  # a batch of 0 works, as torch
+            raise ValueError(f"{name}: expected a non-empty 3-D input (or 2-D unbatched), got "
+                             f"shape {x.shape}")
+        for cell in self._cells:
+            cell.check_parameters(name)
+        _check_observers(name, self.step_observers)
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"{name}: expected input width (input_size) {self.input_size}, "
+                             f"got {x.shape[-1]} (input shape {x.shape})")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x.reshape(x.shape[0], 1, x.shape[1])
+        t_axis = 1 if self.batch_first and not unbatched else 0
+        batch, steps = x.shape[1 - t_axis], x.shape[t_axis]
+        mask = lengths_mask(lengths, batch, steps, name)
+        states = self._initial_states(hx, batch, unbatched)
+        finals: list[State] = []
+        for k in range(self.num_layers):
+            if k and self.training and self.dropout:
+                x = dropout(x, self.dropout, True, self.dropout_rng)
+            with graph_scope(f"layer={k}"):
+                outs = []
+                for d in range(self.num_directions):
+                    i = k * self.num_directions + d
+                    seq, final = unroll(self._cells[i], x, states[i], reverse=bool(d),
+                                        time_axis=t_axis, mask=mask,
+                                        observers=self.step_observers, layer=k)
+                    outs.append(stack(seq, axis=t_axis))
+                    finals.append(final)
+                x = outs[0] if len(outs) == 1 else cat(outs, axis=-1)
+        h_n = [stack([f[j] if isinstance(f, tuple) else f for f in finals], axis=0)
+               for j in range(2 if isinstance(finals[0], tuple) else 1)]
+        if unbatched:
+            x = x.reshape(x.shape[0], x.shape[2])
+            h_n = [h.reshape(h.shape[0], h.shape[2]) for h in h_n]
+        return x, (tuple(h_n) if len(h_n) == 2 else h_n[0])
+
+    def extra_repr(self) -> str:
+        extra = [f"num_layers={self.num_layers}"] if self.num_layers != 1 else []
+        extra += ["bias=False"] if not self.bias else []
+        extra += ["batch_first=True"] if self.batch_first else []
+        extra += [f"dropout={self.dropout}"] if self.dropout else []
+        extra += ["bidirectional=True"] if self.bidirectional else []
+        return ", ".join([f"{self.input_size}, {self.hidden_size}"] + extra)
+
+
+class RNN(RNNBase):
+    """Elman RNN stack as torch.nn.RNN: forward(x, hx=None, lengths=None) -> (output, h_n).
+
+    Shape: x (T, B, input_size) ((B, T, ...) if batch_first), hx (L*D, B, H);
+    output (T, B, D*H), h_n (L*D, B, H), with D = 2 if bidirectional else 1.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 rng: np.random.Generator | None = None):
+        if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity, rng=rng),
+                         input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng=rng)
+        self.nonlinearity = nonlinearity
+
+
+class LSTM(RNNBase):
+    """LSTM stack as torch.nn.LSTM: forward(x, hx=None, lengths=None) -> (output, (h_n, c_n)).
+
+    Shape: x (T, B, input_size) ((B, T, ...) if batch_first), hx a tuple (h_0, c_0), each
+    (L*D, B, H); output (T, B, D*H), h_n and c_n (L*D, B, H).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, rng: np.random.Generator | None = None):
+        super().__init__(lambda i: LSTMCell(i, hidden_size, bias, rng=rng),
+                         input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng=rng)
+
+
+class GRU(RNNBase):
+    """GRU stack as torch.nn.GRU: forward(x, hx=None, lengths=None) -> (output, h_n).
+
+    Shape: x (T, B, input_size) ((B, T, ...) if batch_first), hx (L*D, B, H);
+    output (T, B, D*H), h_n (L*D, B, H).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, rng: np.random.Generator | None = None):
+        super().__init__(lambda i: GRUCell(i, hidden_size, bias, rng=rng),
+                         input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, rng=rng)

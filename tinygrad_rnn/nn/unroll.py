@@ -1,0 +1,95 @@
+"""The unroll driver shared by Recurrent and the stacks: one cell run along the time axis.
+
+Every op of step t is created inside nested graph scopes, `f"layer={k}"` (stacks only), then
+`"dir=forward"` or `"dir=backward"`, then `f"t={t}"` with t the input position; viz and
+diagnostics parse these labels. A module that unrolls calls each of its `step_observers` as
+`obs(layer, direction, t, state)` as soon as the state of step t exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn.engine import collector_paused
+from tinygrad_rnn.nn.cells import Cell, State
+from tinygrad_rnn.tensor import Tensor, graph_scope, where
+
+StepObserver = Callable[[int, str, int, State], Any]
+
+
+def lengths_mask(lengths: Any, batch: int, steps: int, who: str) -> np.ndarray | None:
+    """(B,) true lengths -> (B, T) bool mask, True at real steps; None if nothing is padded."""
+    if lengths is None:
+        return None
+    try:
+        arr = np.asarray(lengths._data if isinstance(lengths, Tensor) else lengths)
+    except ValueError:  # ragged nesting
+        raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                         f"a ragged {type(lengths).__name__}") from None
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                        f"{type(lengths).__name__} of dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"{who}: lengths must be {batch} integers (one per sequence), got "
+                         f"shape {arr.shape}")
+    bad = arr[(arr < 1) | (arr > steps)]
+    if bad.size:
+        raise ValueError(f"{who}: lengths must be in [1, T={steps}], got "
+                         f"{sorted(set(bad.tolist()))}")
+    mask = np.arange(steps)[None, :] < arr[:, None]
+    return None if mask.all() else mask
+
+
+def _check_observers(who: str, observers: Any) -> None:
+    for i, obs in enumerate(observers):
+        if not callable(obs):
+            raise TypeError(f"{who}: step_observers[{i}] is a {type(obs).__name__}, expected a "
+                            f"callable obs(layer, direction, t, state)")
+
+
+def _keep(valid: np.ndarray, new: State, old: State) -> State:
+    """`new` where the sequence is still running (valid, (B,)), else `old` unchanged."""
+    if isinstance(new, tuple):
+        return tuple(_keep(valid, n, o) for n, o in zip(new, old))
+    return where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+
+def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_axis: int = 1,
+           mask: np.ndarray | None = None, observers: Sequence[StepObserver] = (),
+           layer: int = 0) -> tuple[list[Tensor], State]:
+    """Run `cell` along the time axis of x from `state`; outputs keep input positions.
+
+    Args:
+        x: (B, T, I) when time_axis=1, (T, B, I) when time_axis=0.
+        mask: (B, T) bool or None; at False steps the state is kept and the output is zero.
+        reverse: consume positions T-1 .. 0 (only the valid part counts, thanks to the mask).
+    Returns:
+        (outputs, final_state): a list of T step outputs (B, H) indexed by input position.
+    """
+    direction = "backward" if reverse else "forward"
+    steps = x.shape[time_axis]
+    fast = cell.uses_fast_path()
+    outputs: list[Tensor] = [None] * steps  # type: ignore[list-item]
+    with graph_scope(f"dir={direction}"), collector_paused():
+        xp, weights = (cell.project_inputs(x), cell.hidden_weights()) if fast else (x, None)
+        xs = xp.unbind(time_axis)  # one node; backward stacks the steps' gradients
+        for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+            with graph_scope(f"t={t}"):
+                x_t = xs[t]
+                new = cell.step(x_t, state, weights) if fast else cell.forward(x_t, state)
+                out = cell.step_output(new)
+                if mask is not None and not mask[:, t].all():
+                    valid = mask[:, t]
+                    new = _keep(valid, new, state)
+                    # out reads the kept state, so an observer's retained dLoss/dh_t
+                    # includes this step's output too
+                    zero = Tensor(np.zeros((), out.dtype))
+                    out = where(valid[:, None], cell.step_output(new), zero)
+            state = new
+            for obs in observers:
+                obs(layer, direction, t, state)
+            outputs[t] = out
+    return outputs, state
