@@ -1,14 +1,10 @@
 """Tensor, and `apply`, which runs a primitive and records it as a graph node (the backward
-engine that walks those nodes is engine.py).
-
-Two ambient settings live here, both as contextvars behind context managers: grad mode
-(`no_grad`) and graph scope (`graph_scope`, time-step labels read by viz and diagnostics).
+engine that walks those nodes is engine.py; the ambient settings, grad mode and graph scope, are
+in settings.py and re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,62 +15,20 @@ from tinygrad_rnn import ops, versions
 from tinygrad_rnn.engine import run_backward
 from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.ops import Op
+from tinygrad_rnn.settings import (
+    _GRAD_ENABLED,
+    _SCOPE,
+    current_scope,
+    get_default_dtype,
+    graph_scope,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+)
 
-_GRAD_ENABLED = contextvars.ContextVar("grad_enabled", default=True)
-_SCOPE: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("scope", default=())
-_default_dtype = np.dtype(np.float32)
-
-
-def set_default_dtype(dtype: Any) -> None:
-    """Set the float dtype that Python numbers and lists become (numpy dtype or its name)."""
-    global _default_dtype
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"set_default_dtype: {dtype!r} is not a numpy dtype") from None
-    if dt.kind != "f":
-        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dt}")
-    _default_dtype = dt
-
-
-def get_default_dtype() -> np.dtype:
-    """The float dtype that Python numbers and lists become (float32 unless set)."""
-    return _default_dtype
-
-
-def is_grad_enabled() -> bool:
-    return _GRAD_ENABLED.get()
-
-
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Nothing computed inside is recorded for backward."""
-    token = _GRAD_ENABLED.set(False)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.reset(token)
-
-
-class graph_scope(contextlib.ContextDecorator):  # lower case: used like a function, as no_grad
-    """Stamp every op created inside with `label` (nested scopes stack: layer, direction, step).
-
-    A class rather than a generator: an unroll enters one per time step.
-    """
-
-    def __init__(self, label: str):
-        self.label = label
-
-    def __enter__(self) -> None:
-        self._token = _SCOPE.set(_SCOPE.get() + (self.label,))
-
-    def __exit__(self, *exc: object) -> None:
-        _SCOPE.reset(self._token)
-
-
-def current_scope() -> tuple[str, ...]:
-    return _SCOPE.get()
-
+__all__ = ["Tensor", "addcmul", "addmm", "apply", "apply_multi", "cat", "current_scope",
+           "get_default_dtype", "graph_scope", "is_grad_enabled", "no_grad", "set_default_dtype",
+           "stack", "where"]
 
 def _as_array(data: Any, dtype: Any, copy: bool = True) -> np.ndarray:
     """`data` as a numeric array (a copy unless `copy` is False), or a TypeError/ValueError
@@ -99,7 +53,7 @@ def _as_array(data: Any, dtype: Any, copy: bool = True) -> np.ndarray:
             raise ValueError("Tensor: data is a ragged nested sequence (rows of different "
                              "lengths); expected a rectangular array") from None
         if arr.dtype.kind in "biuf":
-            arr = arr.astype(_default_dtype if dtype is None else dtype)
+            arr = arr.astype(get_default_dtype() if dtype is None else dtype)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"Tensor: data must be numeric (bool, int or float), got "
                         f"{type(data).__name__} of dtype {arr.dtype}")
