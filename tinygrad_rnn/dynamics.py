@@ -167,8 +167,7 @@ def _step_jacobian(step: _Step, valid: np.ndarray) -> np.ndarray:
         return jac
     leaves = tuple(Tensor(np.repeat(p.data, size, axis=0), requires_grad=True) for p in parts)
     state = leaves if isinstance(step.state, tuple) else leaves[0]
-    # a fresh context: grad mode on (and no graph scope) even if the caller is under no_grad
-    new = contextvars.Context().run(step.fn, _repeat(step.inp, size), state, *step.rest)
+    new = step.fn(_repeat(step.inp, size), state, *step.rest)
     flat = [p.reshape(batch * size, -1) for p in _parts(new)]
     out = flat[0] if len(flat) == 1 else cat(flat, axis=1)
     if out.shape[1] != size:
@@ -176,7 +175,7 @@ def _step_jacobian(step: _Step, valid: np.ndarray) -> np.ndarray:
                          f"sequence into one of {out.shape[1]}; a recurrent state keeps its size")
     if out.requires_grad:  # row b*S + j seeds e_j: the leaf gets row j of J[b]
         seed = np.tile(np.eye(size, dtype=out.dtype), (batch, 1))
-        contextvars.Context().run(out.backward, seed)
+        out.backward(seed)
     grads = [np.zeros((batch * size, int(np.prod(p.shape[1:])))) if leaf.grad is None
              else leaf.grad.reshape(batch * size, -1) for p, leaf in zip(parts, leaves)]
     full = np.concatenate(grads, axis=1).reshape(batch, size, size)
@@ -188,7 +187,10 @@ def _jacobian_steps(traj: _Trajectory, key: Key) -> Iterator[tuple[int, np.ndarr
     """(t, J_t (B, S, S)) in processing order; None for a step padded in every sequence."""
     for t, step in traj.steps[key].items():
         valid = traj.valid[:, t]
-        yield t, _step_jacobian(step, valid) if valid.any() else None
+        if not valid.any():
+            yield t, None
+        else:  # a fresh context: grad mode on (no graph scope) even under the caller's no_grad
+            yield t, contextvars.Context().run(_step_jacobian, step, valid)
 
 
 def _state_size(traj: _Trajectory, key: Key) -> int:
