@@ -198,6 +198,16 @@ def _state_size(traj: _Trajectory, key: Key) -> int:
     return sum(int(np.prod(p.shape[1:])) for p in _parts(first.state))
 
 
+def _all_jacobians(traj: _Trajectory) -> dict[Key, np.ndarray]:
+    out = {}
+    for key in traj.steps:
+        size, (batch, steps) = _state_size(traj, key), traj.valid.shape
+        jac = out[key] = np.empty((steps, batch, size, size))
+        for t, j_t in _jacobian_steps(traj, key):
+            jac[t] = np.broadcast_to(np.eye(size), jac.shape[1:]) if j_t is None else j_t
+    return out
+
+
 def state_jacobians(module: Any, x: Any, initial_state: Any = None,
                     lengths: Any = None) -> dict[Key, np.ndarray]:
     """Every step's state Jacobian along the trajectory of x, exactly, in float64.
@@ -210,14 +220,7 @@ def state_jacobians(module: Any, x: Any, initial_state: Any = None,
         b, s_prev the state step t started from (s_{t+1} for a backward direction); the
         identity at a padded step.
     """
-    traj = _trajectory("state_jacobians", module, x, initial_state, lengths)
-    out = {}
-    for key in traj.steps:
-        size, (batch, steps) = _state_size(traj, key), traj.valid.shape
-        jac = out[key] = np.empty((steps, batch, size, size))
-        for t, j_t in _jacobian_steps(traj, key):
-            jac[t] = np.broadcast_to(np.eye(size), jac.shape[1:]) if j_t is None else j_t
-    return out
+    return _all_jacobians(_trajectory("state_jacobians", module, x, initial_state, lengths))
 
 
 def _given(who: str, module: Any, x: Any, lengths: Any,
@@ -270,18 +273,20 @@ def jacobian_norms(module: Any, x: Any, initial_state: Any = None, lengths: Any 
     """
     who = "jacobian_norms"
     if jacobians is None:
-        jacs = state_jacobians(module, x, initial_state, lengths)
+        jacs = _all_jacobians(_trajectory(who, module, x, initial_state, lengths))
     else:
         jacs = _given(who, module, x, lengths, jacobians)[0]
     return {key: _span_norms(jac, _order(key, jac.shape[0])) for key, jac in jacs.items()}
 
 
-def _check_k(k: Any, sizes: dict[Key, int]) -> None:
+def _check_k(who: str, k: Any, sizes: dict[Key, int]) -> None:
+    if k is None:
+        return
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"lyapunov_exponents: k must be an int or None, got {type(k).__name__}")
+        raise TypeError(f"{who}: k must be an int or None, got {type(k).__name__}")
     for key, size in sizes.items():
         if not 1 <= k <= size:
-            raise ValueError(f"lyapunov_exponents: k must be in [1, S] with the state size "
+            raise ValueError(f"{who}: k must be in [1, S] with the state size "
                              f"S={size} of layer {key[0]} {key[1]}, got k={k}")
 
 
@@ -313,16 +318,14 @@ def lyapunov_exponents(module: Any, x: Any, k: int | None = None, initial_state:
     if jacobians is not None:
         jacs, valid = _given(who, module, x, lengths, jacobians)
         sizes = {key: jac.shape[2] for key, jac in jacs.items()}
-        if k is not None:
-            _check_k(k, sizes)
+        _check_k(who, k, sizes)
         return {key: _qr_exponents((jac[t] for t in _order(key, jac.shape[0])), jac.shape[1],
                                    sizes[key], sizes[key] if k is None else k,
                                    valid.sum(axis=1))
                 for key, jac in jacs.items()}
     traj = _trajectory(who, module, x, initial_state, lengths)
     sizes = {key: _state_size(traj, key) for key in traj.steps}
-    if k is not None:
-        _check_k(k, sizes)
+    _check_k(who, k, sizes)
     return {key: _qr_exponents((j for _, j in _jacobian_steps(traj, key)), traj.valid.shape[0],
                                sizes[key], sizes[key] if k is None else k, traj.counts)
             for key in traj.steps}
@@ -345,7 +348,9 @@ def plot_dynamics(module: Any, x: Any, path: str | os.PathLike, k: int | None = 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"plot_dynamics: path's directory {folder} does not exist")
-    jacs = state_jacobians(module, x, initial_state, lengths)
+    traj = _trajectory("plot_dynamics", module, x, initial_state, lengths)
+    _check_k("plot_dynamics", k, {key: _state_size(traj, key) for key in traj.steps})
+    jacs = _all_jacobians(traj)
     norms = jacobian_norms(module, x, lengths=lengths, jacobians=jacs)
     exps = lyapunov_exponents(module, x, k, lengths=lengths, jacobians=jacs)
     fig = Figure(figsize=(13, 4.2))

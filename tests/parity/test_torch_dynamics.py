@@ -13,28 +13,28 @@ from tinygrad_rnn import diagnostics, nn
 torch = pytest.importorskip("torch")
 jacobian = torch.autograd.functional.jacobian
 
-B, T, I, H = 3, 5, 3, 4
+B, T, IN, H = 3, 5, 3, 4
 LENGTHS = [5, 3, 1]
 
 STACKS = {
-    "rnn_tanh": (lambda: nn.RNN(I, H, 2, batch_first=True, bidirectional=True),
-                 lambda: torch.nn.RNN(I, H, 2, batch_first=True, bidirectional=True),
+    "rnn_tanh": (lambda: nn.RNN(IN, H, 2, batch_first=True, bidirectional=True),
+                 lambda: torch.nn.RNN(IN, H, 2, batch_first=True, bidirectional=True),
                  lambda i: torch.nn.RNNCell(i, H)),
-    "rnn_relu": (lambda: nn.RNN(I, H, 2, "relu", batch_first=True, bidirectional=True),
-                 lambda: torch.nn.RNN(I, H, 2, "relu", batch_first=True, bidirectional=True),
+    "rnn_relu": (lambda: nn.RNN(IN, H, 2, "relu", batch_first=True, bidirectional=True),
+                 lambda: torch.nn.RNN(IN, H, 2, "relu", batch_first=True, bidirectional=True),
                  lambda i: torch.nn.RNNCell(i, H, nonlinearity="relu")),
-    "lstm": (lambda: nn.LSTM(I, H, 2, batch_first=True, bidirectional=True),
-             lambda: torch.nn.LSTM(I, H, 2, batch_first=True, bidirectional=True),
+    "lstm": (lambda: nn.LSTM(IN, H, 2, batch_first=True, bidirectional=True),
+             lambda: torch.nn.LSTM(IN, H, 2, batch_first=True, bidirectional=True),
              lambda i: torch.nn.LSTMCell(i, H)),
-    "gru": (lambda: nn.GRU(I, H, 2, batch_first=True, bidirectional=True),
-            lambda: torch.nn.GRU(I, H, 2, batch_first=True, bidirectional=True),
+    "gru": (lambda: nn.GRU(IN, H, 2, batch_first=True, bidirectional=True),
+            lambda: torch.nn.GRU(IN, H, 2, batch_first=True, bidirectional=True),
             lambda i: torch.nn.GRUCell(i, H)),
 }
 
 
 def _torch_cell(make_cell, stack, layer: int, direction: str):
     """The torch cell of one layer and direction of `stack`, its weights copied."""
-    cell = make_cell(H * 2 if layer else I).double()
+    cell = make_cell(H * 2 if layer else IN).double()
     suffix = f"_l{layer}" + ("_reverse" if direction == "backward" else "")
     with torch.no_grad():
         for name, p in cell.named_parameters():
@@ -99,7 +99,7 @@ def test_every_step_jacobian_equals_torch(name):
         for (n, p), (tn, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
             assert n == tn
             tp.copy_(torch.tensor(p.data, dtype=torch.float64))
-    x = np.random.default_rng(2).standard_normal((B, T, I)).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((B, T, IN)).astype(np.float32)
 
     got = diagnostics.state_jacobians(ours, x, lengths=LENGTHS)
     want, top = _torch_jacobians(make_cell, theirs, x.astype(np.float64), LENGTHS)
@@ -133,7 +133,7 @@ def test_time_first_stack_and_given_initial_state_match_torch(name):
     ours = make_ours()
     ours.batch_first = False
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((T, B, I))
+    x = rng.standard_normal((T, B, IN))
     h0 = rng.standard_normal((4, B, H))
     hx = (h0, rng.standard_normal((4, B, H))) if name == "lstm" else h0
     got = diagnostics.state_jacobians(ours, x, hx)
