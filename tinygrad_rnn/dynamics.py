@@ -43,6 +43,7 @@ class _Step:
 
 @dataclass
 class _Trajectory:
+    who: str  # the public function computing it, for its errors
     steps: dict[Key, dict[int, _Step]]  # per key: input position t -> step, in processing order
     valid: np.ndarray  # (B, T) bool: False at a padded step (lengths)
     counts: np.ndarray  # (B,) processed (unpadded) steps per sequence
@@ -142,7 +143,7 @@ def _trajectory(who: str, module: Any, x: Any, initial_state: Any, lengths: Any)
     except (TypeError, ValueError, IndexError) as err:  # the module's own check: name us too
         kind = next(k for k in (TypeError, IndexError, ValueError) if isinstance(err, k))
         raise kind(f"{who}: {err}") from err
-    return _Trajectory(dict(sorted(steps.items())), valid, valid.sum(axis=1))
+    return _Trajectory(who, dict(sorted(steps.items())), valid, valid.sum(axis=1))
 
 
 def _parts(state: Any) -> tuple[Tensor, ...]:
@@ -156,22 +157,20 @@ def _repeat(obj: Any, n: int) -> Any:
     return Tensor(np.repeat(obj.data, n, axis=0)) if isinstance(obj, Tensor) else obj
 
 
-def _step_jacobian(step: _Step, valid: np.ndarray) -> np.ndarray:
+def _step_jacobian(who: str, step: _Step, valid: np.ndarray) -> np.ndarray:
     """J (B, S, S) of one step, J[b][i, j] = d s_new[b, i] / d s_prev[b, j], from one
     backward of the step on a batch of B*S copies; the identity where `valid` (B,) is False."""
     parts = _parts(step.state)
     batch = parts[0].shape[0]
     size = sum(int(np.prod(p.shape[1:])) for p in parts)
     jac = np.broadcast_to(np.eye(size), (batch, size, size)).copy()
-    if not valid.any():
-        return jac
     leaves = tuple(Tensor(np.repeat(p.data, size, axis=0), requires_grad=True) for p in parts)
     state = leaves if isinstance(step.state, tuple) else leaves[0]
     new = step.fn(_repeat(step.inp, size), state, *step.rest)
     flat = [p.reshape(batch * size, -1) for p in _parts(new)]
     out = flat[0] if len(flat) == 1 else cat(flat, axis=1)
     if out.shape[1] != size:
-        raise ValueError(f"state_jacobians: a step turned a state of {size} entries per "
+        raise ValueError(f"{who}: a step turned a state of {size} entries per "
                          f"sequence into one of {out.shape[1]}; a recurrent state keeps its size")
     if out.requires_grad:  # row b*S + j seeds e_j: the leaf gets row j of J[b]
         seed = np.tile(np.eye(size, dtype=out.dtype), (batch, 1))
@@ -190,7 +189,7 @@ def _jacobian_steps(traj: _Trajectory, key: Key) -> Iterator[tuple[int, np.ndarr
         if not valid.any():
             yield t, None
         else:  # a fresh context: grad mode on (no graph scope) even under the caller's no_grad
-            yield t, contextvars.Context().run(_step_jacobian, step, valid)
+            yield t, contextvars.Context().run(_step_jacobian, traj.who, step, valid)
 
 
 def _state_size(traj: _Trajectory, key: Key) -> int:
