@@ -157,39 +157,31 @@ def _repeat(obj: Any, n: int) -> Any:
     return Tensor(np.repeat(obj.data, n, axis=0)) if isinstance(obj, Tensor) else obj
 
 
-def _step_jacobian(who: str, step: _Step, valid: np.ndarray) -> np.ndarray:
-    """J (B, S, S) of one step, J[b][i, j] = d s_new[b, i] / d s_prev[b, j], from one
-    backward of the step on a batch of B*S copies; the identity where `valid` (B,) is False."""
+def _step_jacobian(who: str, step: _Step, valid: np.ndarray, out: np.ndarray) -> tuple:
+    """Write J (B, S, S) of one step into `out`: J[b][i, j] = d s_new[b, i] / d s_prev[b, j],
+    from one backward of the step on a batch of B*S copies; the identity where `valid` (B,)
+    is False (a padded step)."""
     parts = _parts(step.state)
-    batch = parts[0].shape[0]
-    size = sum(int(np.prod(p.shape[1:])) for p in parts)
-    jac = np.broadcast_to(np.eye(size), (batch, size, size)).copy()
+    batch, size = out.shape[:2]
     leaves = tuple(Tensor(np.repeat(p.data, size, axis=0), requires_grad=True) for p in parts)
     state = leaves if isinstance(step.state, tuple) else leaves[0]
     new = step.fn(_repeat(step.inp, size), state, *step.rest)
     flat = [p.reshape(batch * size, -1) for p in _parts(new)]
-    out = flat[0] if len(flat) == 1 else cat(flat, axis=1)
-    if out.shape[1] != size:
-        raise ValueError(f"{who}: a step turned a state of {size} entries per "
-                         f"sequence into one of {out.shape[1]}; a recurrent state keeps its size")
-    if out.requires_grad:  # row b*S + j seeds e_j: the leaf gets row j of J[b]
-        seed = np.tile(np.eye(size, dtype=out.dtype), (batch, 1))
-        out.backward(seed)
-    grads = [np.zeros((batch * size, int(np.prod(p.shape[1:])))) if leaf.grad is None
-             else leaf.grad.reshape(batch * size, -1) for p, leaf in zip(parts, leaves)]
-    full = np.concatenate(grads, axis=1).reshape(batch, size, size)
-    jac[valid] = full[valid]
-    return jac
-
-
-def _jacobian_steps(traj: _Trajectory, key: Key) -> Iterator[tuple[int, np.ndarray | None]]:
-    """(t, J_t (B, S, S)) in processing order; None for a step padded in every sequence."""
-    for t, step in traj.steps[key].items():
-        valid = traj.valid[:, t]
-        if not valid.any():
-            yield t, None
-        else:  # a fresh context: grad mode on (no graph scope) even under the caller's no_grad
-            yield t, contextvars.Context().run(_step_jacobian, traj.who, step, valid)
+    new_state = flat[0] if len(flat) == 1 else cat(flat, axis=1)
+    if new_state.shape[1] != size:
+        raise ValueError(f"{who}: a step turned a state of {size} entries per sequence into "
+                         f"one of {new_state.shape[1]}; a recurrent state keeps its size")
+    rows = out.reshape(batch * size, size)  # a view: row b*S + j is row j of J[b]
+    if new_state.requires_grad:  # row b*S + j seeds e_j, so the leaf's row b*S + j is J[b][j]
+        new_state.backward(np.tile(np.eye(size, dtype=new_state.dtype), (batch, 1)))
+        np.concatenate([np.zeros((batch * size, int(np.prod(p.shape[1:])))) if leaf.grad is None
+                        else leaf.grad.reshape(batch * size, -1)
+                        for p, leaf in zip(parts, leaves)], axis=1, out=rows)
+    else:  # the new state does not depend on the old one
+        rows[...] = 0.0
+    if not valid.all():
+        out[~valid] = np.eye(size)
+    return leaves, new_state  # for the caller to hold (see _jacobian_steps)
 
 
 def _state_size(traj: _Trajectory, key: Key) -> int:
@@ -197,13 +189,32 @@ def _state_size(traj: _Trajectory, key: Key) -> int:
     return sum(int(np.prod(p.shape[1:])) for p in _parts(first.state))
 
 
+def _jacobian_steps(traj: _Trajectory, key: Key,
+                    out: np.ndarray | None = None) -> Iterator[np.ndarray | None]:
+    """J_t (B, S, S) in processing order, written into out[t] if `out` (T, B, S, S) is given
+    (else into one reused buffer); None for a step padded in every sequence."""
+    size = _state_size(traj, key)
+    buffer = np.empty((traj.valid.shape[0], size, size))
+    for t, step in traj.steps[key].items():
+        valid, dest = traj.valid[:, t], buffer if out is None else out[t]
+        if not valid.any():
+            dest[...] = np.eye(size)
+            yield None
+        else:  # a fresh context: grad mode on (no graph scope) even under the caller's no_grad;
+            # the previous step's arrays stay alive until this one has allocated its own, so
+            # the allocator reuses memory instead of returning it to the OS and faulting it
+            # back in (about a fifth of the time of an LSTM with S=256)
+            _held = contextvars.Context().run(_step_jacobian, traj.who, step, valid, dest)
+            yield dest
+
+
 def _all_jacobians(traj: _Trajectory) -> dict[Key, np.ndarray]:
     out = {}
     for key in traj.steps:
         size, (batch, steps) = _state_size(traj, key), traj.valid.shape
-        jac = out[key] = np.empty((steps, batch, size, size))
-        for t, j_t in _jacobian_steps(traj, key):
-            jac[t] = np.broadcast_to(np.eye(size), jac.shape[1:]) if j_t is None else j_t
+        out[key] = np.empty((steps, batch, size, size))
+        for _ in _jacobian_steps(traj, key, out[key]):
+            pass
     return out
 
 
@@ -325,7 +336,7 @@ def lyapunov_exponents(module: Any, x: Any, k: int | None = None, initial_state:
     traj = _trajectory(who, module, x, initial_state, lengths)
     sizes = {key: _state_size(traj, key) for key in traj.steps}
     _check_k(who, k, sizes)
-    return {key: _qr_exponents((j for _, j in _jacobian_steps(traj, key)), traj.valid.shape[0],
+    return {key: _qr_exponents(_jacobian_steps(traj, key), traj.valid.shape[0],
                                sizes[key], sizes[key] if k is None else k, traj.counts)
             for key in traj.steps}
 
