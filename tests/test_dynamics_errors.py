@@ -134,6 +134,9 @@ def test_jacobians_that_do_not_fit_the_module_and_x_are_rejected(lstm):
                                          r"\[\(0, 'backward'\)\], the LSTM reports "
                                          r"\[\(0, 'forward'\)\]"):
         diagnostics.lyapunov_exponents(lstm, X, jacobians={(0, "backward"): jacs[0, "forward"]})
+    with pytest.raises(TypeError, match=r"^jacobian_norms: jacobians\[\(0, 'forward'\)\] must be a "
+                                        r"float array, got str"):
+        diagnostics.jacobian_norms(lstm, X, jacobians={(0, "forward"): "J"})
     with pytest.raises(ValueError, match=r"^jacobian_norms: jacobians\[\(0, 'forward'\)\] must "
                                          r"have shape \(T, B, S, S\) with \(T, B\) = \(4, 2\), "
                                          r"got \(5, 2, 8, 8\)"):

@@ -92,7 +92,8 @@ class Recording:
         for (layer, direction, part), ts in bad.items():
             first = ts[-1] if direction == "forward" else ts[0]  # where backward met it first
             lines.append(f"dLoss/d{part} of layer {layer} direction {direction}: not finite at "
-                         f"{len(ts)} steps in t={ts[0]}..{ts[-1]}, first (in backward) at t={first}")
+                         f"{len(ts)} steps in t={ts[0]}..{ts[-1]}, first (in backward) at "
+                         f"t={first}")
         if not lines:
             return f"all gradients finite ({len(self.states)} recorded layer directions)"
         return "non-finite gradients:\n  " + "\n  ".join(lines)

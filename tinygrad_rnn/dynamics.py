@@ -240,12 +240,16 @@ def _given(who: str, module: Any, x: Any, lengths: Any,
     if not isinstance(jacobians, dict):
         raise TypeError(f"{who}: jacobians must be the dict state_jacobians returns, got "
                         f"{type(jacobians).__name__}")
-    if sorted(jacobians) != _keys(module):
-        raise ValueError(f"{who}: jacobians has keys {sorted(jacobians)}, the "
+    if set(jacobians) != set(_keys(module)):
+        raise ValueError(f"{who}: jacobians has keys {list(jacobians)}, the "
                          f"{type(module).__name__} reports {_keys(module)}")
     out = {}
-    for key, jac in sorted(jacobians.items()):
-        jac = np.asarray(jac, np.float64)
+    for key in _keys(module):
+        try:
+            jac = np.asarray(jacobians[key], np.float64)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{who}: jacobians[{key}] must be a float array, got "
+                            f"{type(jacobians[key]).__name__}") from err
         if jac.ndim != 4 or jac.shape[:2] != valid.shape[::-1] or jac.shape[2] != jac.shape[3]:
             raise ValueError(f"{who}: jacobians[{key}] must have shape (T, B, S, S) with "
                              f"(T, B) = {valid.shape[::-1]}, got {jac.shape}")
