@@ -49,6 +49,8 @@ def test_a_module_that_does_not_unroll_is_a_type_error(fn, name, module):
     with pytest.raises(TypeError, match=rf"^{name}: module must unroll \(a Recurrent, a "
                                         rf"Bidirectional, or an RNN/LSTM/GRU stack\), got "):
         fn(module, X)
+    with pytest.raises(ValueError, match=rf"^{name}: module must unroll"):  # as record's
+        fn(module, X)
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (2, 5, 3, 1), (3,), (0, 5, 3), (2, 0, 3)])

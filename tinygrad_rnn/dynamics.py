@@ -31,6 +31,11 @@ Key = tuple[int, str]  # (layer, direction): direction "forward" or "backward"
 _UNROLLS = "a Recurrent, a Bidirectional, or an RNN/LSTM/GRU stack"
 
 
+class NotUnrollingError(TypeError, ValueError):
+    """The module does not unroll: a wrong kind of module (TypeError), and a ValueError as
+    `record` raises for a model with nothing that unrolls."""
+
+
 @dataclass
 class _Step:
     """One recorded step call: `fn(inp, state, *rest)` returned the step's new state."""
@@ -76,7 +81,8 @@ def _checked(who: str, module: Any, x: Any, lengths: Any) -> tuple[np.ndarray, n
     """Check module, x and lengths before any work. Returns x in float64 and the (B, T) mask
     of real steps."""
     if not isinstance(module, (Recurrent, Bidirectional, RNNBase)):
-        raise TypeError(f"{who}: module must unroll ({_UNROLLS}), got {type(module).__name__}")
+        raise NotUnrollingError(f"{who}: module must unroll ({_UNROLLS}), got "
+                                f"{type(module).__name__}")
     first = module.forward_layer if isinstance(module, Bidirectional) else module
     layout = "(B, T, input_size)" if first.batch_first else "(T, B, input_size)"
     try:
