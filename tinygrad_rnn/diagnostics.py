@@ -3,6 +3,8 @@
 `record(model)` observes every unrolling module of `model` and keeps each step's state with
 `retain_grad()`: after `loss.backward()` its `.grad` is the total derivative dLoss/dh_t (the
 paths through all later steps included). No global state: the observers leave on exit.
+The causes, the step Jacobians d s_t / d s_prev, their span norms and Lyapunov exponents,
+live in dynamics.py and are re-exported here (`diagnostics.state_jacobians`, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn.dynamics import (  # the causes: step Jacobians (re-exported here)
+    jacobian_norms,
+    lyapunov_exponents,
+    plot_dynamics,
+    state_jacobians,
+)
 from tinygrad_rnn.tensor import Tensor
+
+__all__ = ["Recording", "jacobian_norms", "lyapunov_exponents", "param_grad_norms", "plot",
+           "plot_dynamics", "record", "state_jacobians"]
 
 Key = tuple[int, str]  # (layer, direction): direction "forward" or "backward"
 PARTS = ("h", "c")  # names of a state tuple's elements; a third and later one is "s2", ...
@@ -81,7 +92,8 @@ class Recording:
         for (layer, direction, part), ts in bad.items():
             first = ts[-1] if direction == "forward" else ts[0]  # where backward met it first
             lines.append(f"dLoss/d{part} of layer {layer} direction {direction}: not finite at "
-                         f"{len(ts)} steps in t={ts[0]}..{ts[-1]}, first (in backward) at t={first}")
+                         f"{len(ts)} steps in t={ts[0]}..{ts[-1]}, first (in backward) at "
+                         f"t={first}")
         if not lines:
             return f"all gradients finite ({len(self.states)} recorded layer directions)"
         return "non-finite gradients:\n  " + "\n  ".join(lines)
