@@ -104,14 +104,16 @@ def test_k_equal_to_s_and_a_numpy_int_are_fine(lstm):
     assert exps[0, "forward"].shape == (2, 8)
 
 
-@pytest.mark.parametrize("lengths, match", [([5], r"lengths must be 2 integers"),
-                                            ([5, 0], r"lengths must be in \[1, T=5\]"),
-                                            ([5, 6], r"lengths must be in \[1, T=5\]"),
-                                            ([2.5, 3], r"lengths must be 2 integers")])
+@pytest.mark.parametrize("lengths, error, match", [
+    ([5], ValueError, r"lengths must be 2 integers"),
+    ([5, 0], ValueError, r"lengths must be in \[1, T=5\]"),
+    ([5, 6], ValueError, r"lengths must be in \[1, T=5\]"),
+    ([2.5, 3], TypeError, r"lengths must be 2 integers"),  # a wrong dtype is a TypeError
+])
 @pytest.mark.parametrize("fn, name", zip(FUNCTIONS, NAMES), ids=NAMES)
-def test_bad_lengths_are_a_value_error_naming_lengths(lstm, fn, name, lengths, match):
+def test_bad_lengths_are_an_error_naming_lengths(lstm, fn, name, lengths, error, match):
     snap = _snapshot(lstm)
-    with pytest.raises(ValueError, match=rf"^{name}: {match}"):
+    with pytest.raises(error, match=rf"^{name}: {match}"):
         fn(lstm, X, lengths=lengths)
     _assert_unchanged(lstm, snap)
 
