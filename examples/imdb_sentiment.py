@@ -2,14 +2,17 @@
 
     python examples/imdb_sentiment.py --path imdb.npz                 # full data, slow
     python examples/imdb_sentiment.py --path imdb.npz --limit 2000    # a few minutes
+    python examples/imdb_sentiment.py --path imdb.npz --masking packed
 
 The file is the one Keras' `imdb.load_data()` downloads (~17 MB, 25,000 training and 25,000
 test reviews as word-index lists); this script never downloads anything. Without --path it
 looks in Keras' cache, ~/.keras/datasets/imdb.npz. Reviews are read with
 tinygrad_rnn.data.load_imdb (Keras semantics: words beyond --num-words become the OOV index 2),
-cut to their last --maxlen words and padded after the end with data.pad_sequences; the LSTM
-gets the true lengths, so the classifier reads the hidden state at each review's real last
-word. The test split serves as validation data, as in the Keras IMDB example; the accuracy on
+cut to their last --maxlen words and padded with zeros after the end by data.pad_sequences.
+The LSTM skips the padding, so the classifier reads the hidden state after each review's real
+last word. --masking picks how: `mask_zero` (default, Keras: Embedding(mask_zero=True) and its
+compute_mask passed as the LSTM's mask), `packed` (torch: pack_padded_sequence into the LSTM)
+or `lengths` (the lengths= keyword); all three give the same numbers. The test split serves as validation data, as in the Keras IMDB example; the accuracy on
 it is printed after every epoch.
 """
 
@@ -36,6 +39,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from tinygrad_rnn import functional as F
 from tinygrad_rnn import nn, optim
 from tinygrad_rnn.data import batches, load_imdb, pad_sequences
+from tinygrad_rnn.nn.utils.rnn import pack_padded_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
 import _cli
@@ -49,21 +53,34 @@ or directly from https://storage.googleapis.com/tensorflow/tf-keras-datasets/imd
 then run:  python examples/imdb_sentiment.py --path imdb.npz"""
 
 
+MASKING = ("mask_zero", "packed", "lengths")
+
+
 class SentimentLSTM(nn.Module):
     """Embedding -> LSTM -> Linear on the hidden state after each review's last real word.
 
+    `masking` says how the LSTM skips the padding (index 0): see MASKING and the module doc.
     Shape: ids (B, T) int, lengths (B,) -> logits (B,) (positive review when > 0).
     """
 
-    def __init__(self, num_words: int, embed: int, hidden: int):
+    def __init__(self, num_words: int, embed: int, hidden: int, masking: str = "mask_zero"):
         super().__init__()
-        self.embedding = nn.Embedding(num_words, embed, padding_idx=0)
+        self.masking = masking
+        self.embedding = nn.Embedding(num_words, embed, padding_idx=0,
+                                      mask_zero=masking == "mask_zero")
         self.lstm = nn.LSTM(embed, hidden, batch_first=True)
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, ids: np.ndarray, lengths: np.ndarray) -> tg.Tensor:
         ids = ids[:, :int(lengths.max())]  # padding after every review's end: skip those steps
-        _, (h_n, _) = self.lstm(self.embedding(ids), lengths=lengths)
+        x = self.embedding(ids)
+        if self.masking == "mask_zero":  # Keras: the mask is ids != 0
+            _, (h_n, _) = self.lstm(x, mask=self.embedding.compute_mask(ids))
+        elif self.masking == "packed":  # torch: h_n comes back in the batch's own order
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            _, (h_n, _) = self.lstm(packed)
+        else:
+            _, (h_n, _) = self.lstm(x, lengths=lengths)
         return self.head(h_n[-1]).reshape(-1)
 
 
@@ -126,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=_cli.number(0, above=True), default=3e-3,
                     help="Adam learning rate")
     ap.add_argument("--seed", type=_cli.seed, default=0)
+    ap.add_argument("--masking", choices=MASKING, default="mask_zero",
+                    help="how the LSTM skips padding: Embedding(mask_zero=True)'s mask (Keras), "
+                         "a PackedSequence (torch) or lengths=; the same numbers")
     args = ap.parse_args(argv)
     if args.num_words * args.embed > 50_000_000:
         ap.error(f"--num-words {args.num_words} times --embed {args.embed} is over 50,000,000 "
@@ -150,10 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"imdb: {len(y_train):,} training and {len(y_test):,} validation reviews, "
           f"{args.num_words:,} words, last {args.maxlen} words of each "
           f"({(len_train == args.maxlen).mean():.0%} truncated); "
-          f"{y_train.mean():.0%} of training reviews positive")
+          f"{y_train.mean():.0%} of training reviews positive; padding skipped by "
+          f"{args.masking}")
 
     np.random.seed(args.seed)
-    model = SentimentLSTM(args.num_words, args.embed, args.hidden)
+    model = SentimentLSTM(args.num_words, args.embed, args.hidden, args.masking)
     opt = optim.Adam(model.parameters(), lr=args.lr, hooks=[optim.ClipGlobalNorm(1.0)])
     try:
         train(model, opt, (x_train, len_train, y_train), (x_test, len_test, y_test), args)

@@ -73,15 +73,18 @@ class Embedding(Module):
 
     Shape: input integer array or Tensor (*) -> (*, embedding_dim); weight
     (num_embeddings, embedding_dim). The padding_idx row starts at zero and gets no gradient;
-    an index out of range is an IndexError naming it and the table size.
+    an index out of range is an IndexError naming it and the table size. With mask_zero (Keras),
+    `compute_mask(indices)` gives `indices != 0`, the `mask` a recurrent layer takes.
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
-                 *, rng: np.random.Generator | None = None, _weight: Any = None):
+                 *, mask_zero: bool = False, rng: np.random.Generator | None = None,
+                 _weight: Any = None):
         super().__init__()
         num_embeddings = check_size("Embedding", "num_embeddings", num_embeddings)
         embedding_dim = check_size("Embedding", "embedding_dim", embedding_dim)
         padding_idx = F.check_padding_idx("Embedding", padding_idx, num_embeddings)
+        self.mask_zero = check_bool("Embedding", "mask_zero", mask_zero)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.padding_idx = padding_idx
         if _weight is None:
@@ -99,7 +102,8 @@ class Embedding(Module):
 
     @classmethod
     def from_pretrained(cls, weights: Any, freeze: bool = True,
-                        padding_idx: int | None = None) -> Embedding:
+                        padding_idx: int | None = None, *, mask_zero: bool = False
+                        ) -> Embedding:
         """An Embedding holding a copy of `weights` (num_embeddings, embedding_dim), as torch.
 
         freeze=True sets requires_grad=False. The dtype is kept, as torch: an integer or
@@ -116,16 +120,30 @@ class Embedding(Module):
         if not freeze and w.dtype.kind != "f":
             raise TypeError(f"{who}: freeze=False needs floating weights (only they can "
                             f"require grad), got dtype {w.dtype}")
-        emb = cls(w.shape[0], w.shape[1], padding_idx, _weight=w)
+        emb = cls(w.shape[0], w.shape[1], padding_idx, mask_zero=mask_zero, _weight=w)
         emb.weight.requires_grad = not freeze
         return emb
 
     def forward(self, indices: Any) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)
 
+    def compute_mask(self, indices: Any) -> Tensor | None:
+        """Keras: `indices != 0` as a bool Tensor (*) when mask_zero, else None (no mask).
+
+        Index 0 then means "no token here": pass the result as a recurrent layer's `mask`.
+        """
+        if not self.mask_zero:
+            return None
+        idx = as_array("Embedding.compute_mask", "indices", indices)
+        if idx.dtype.kind not in "iu":
+            raise IndexError(f"Embedding.compute_mask: indices must be integers, got "
+                             f"{idx.dtype} of shape {idx.shape}")
+        return Tensor(idx != 0)
+
     def extra_repr(self) -> str:
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
-        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+        zero = ", mask_zero=True" if self.mask_zero else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}{zero}"
 
 
 class Dropout(Module):

@@ -8,16 +8,24 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tinygrad_rnn.nn.cells import Cell
+from tinygrad_rnn.nn.cells import Cell, State
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.stacks import GRU, LSTM, RNN, RNNBase
-from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, lengths_mask, unroll
+from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, lengths_mask, step_mask, unroll
+from tinygrad_rnn.nn.utils.rnn import PackedSequence
 from tinygrad_rnn.nn.validate import check_bool, float_input
-from tinygrad_rnn.tensor import cat, stack
+from tinygrad_rnn.tensor import Tensor, cat, stack
 
 __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RNNBase", "Recurrent", "lengths_mask",
-           "unroll"]
+           "step_mask", "unroll"]
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _kept(state: State) -> State:
+    """A copy of `state` cut from the graph: what a stateful layer carries to its next call."""
+    if isinstance(state, tuple):
+        return tuple(_kept(s) for s in state)
+    return Tensor(state._data)
 
 
 class Recurrent(Module):
@@ -27,29 +35,43 @@ class Recurrent(Module):
         cell: a Cell. return_sequences: all outputs instead of the last one.
         return_state: also return the final state. reverse: run from the last position.
         batch_first: input (B, T, I) if True, (T, B, I) if False.
+        stateful: a call starts from the previous call's final state (Keras; detached, so
+            gradients stop there) unless initial_state is given; reset_states() forgets it.
     Shape:
         x (B, T, I) -> output (B, H) or (B, T, H) (time first when batch_first=False);
         with return_state, (output, final_state).
     """
 
     def __init__(self, cell: Cell, return_sequences: bool = False, return_state: bool = False,
-                 reverse: bool = False, batch_first: bool = True):
+                 reverse: bool = False, batch_first: bool = True, stateful: bool = False):
         super().__init__()
         if not isinstance(cell, Cell):
             raise TypeError(f"Recurrent: cell must be a Cell, got {type(cell).__name__}")
         flags = {"return_sequences": return_sequences, "return_state": return_state,
-                 "reverse": reverse, "batch_first": batch_first}
+                 "reverse": reverse, "batch_first": batch_first, "stateful": stateful}
         flags = {k: check_bool("Recurrent", k, v) for k, v in flags.items()}
         self.cell = cell
         self.return_sequences, self.return_state = flags["return_sequences"], flags["return_state"]
         self.reverse, self.batch_first = flags["reverse"], flags["batch_first"]
+        self.stateful = flags["stateful"]
         self.step_observers: list[StepObserver] = []
+        self.states: State | None = None  # what a stateful layer carries to its next call
 
-    def forward(self, x: Any, initial_state: Any = None, lengths: Any = None) -> Any:
-        """Run the cell over x; `lengths` (B,) marks the real steps of a padded batch.
+    def reset_states(self) -> None:
+        """Forget the kept state (Keras): the next call starts afresh, with any batch size."""
+        self.states = None
+
+    def forward(self, x: Any, initial_state: Any = None, lengths: Any = None,
+                mask: Any = None) -> Any:
+        """Run the cell over x. `lengths` (B,) marks the real steps of a padded batch; `mask`
+        (B, T) bool (Keras, batch first in either layout) any pattern of steps to run: at a
+        False step the state is carried unchanged and the output is zero.
 
         A batch of 0 sequences gives empty outputs (as torch); 0 time steps is an error.
         """
+        if isinstance(x, PackedSequence):
+            raise TypeError("Recurrent: input is a PackedSequence, which only the RNN/LSTM/GRU "
+                            "stacks take; pass the padded batch with lengths= or mask=")
         x = float_input("Recurrent", "input", x)
         layout = "(B, T, input_size)" if self.batch_first else "(T, B, input_size)"
         t_axis = 1 if self.batch_first else 0
@@ -64,18 +86,29 @@ class Recurrent(Module):
         self.cell.check_parameters(who)
         _check_observers("Recurrent", self.step_observers)
         batch, steps = x.shape[1 - t_axis], x.shape[t_axis]
-        mask = lengths_mask(lengths, batch, steps, "Recurrent")
-        state = (self.cell.initial_state(batch) if initial_state is None
-                 else self.cell.check_state(initial_state, batch, who, "initial_state"))
+        mask = step_mask("Recurrent", batch, steps, lengths, mask)
+        if initial_state is not None:
+            state = self.cell.check_state(initial_state, batch, who, "initial_state")
+        elif self.stateful and self.states is not None:
+            state = self.states
+            kept = self.cell.step_output(state).shape[0]
+            if kept != batch:
+                raise ValueError(f"Recurrent: this stateful layer keeps the state of a batch of "
+                                 f"{kept} sequences, got a batch of {batch}; call "
+                                 f"reset_states() to start afresh with another batch size")
+        else:
+            state = self.cell.initial_state(batch)
         outs, state = unroll(self.cell, x, state, reverse=self.reverse, time_axis=t_axis,
                              mask=mask, observers=self.step_observers)
+        if self.stateful:
+            self.states = _kept(state)
         # 'last' is the final state's output: the true last step, or position 0 when reversed
         output = stack(outs, axis=t_axis) if self.return_sequences else self.cell.step_output(
             state)
         return (output, state) if self.return_state else output
 
     def extra_repr(self) -> str:
-        flags = ("return_sequences", "return_state", "reverse")
+        flags = ("return_sequences", "return_state", "reverse", "stateful")
         on = [f"{f}=True" for f in flags if getattr(self, f)]
         return ", ".join(on + ([] if self.batch_first else ["batch_first=False"]))
 
@@ -101,6 +134,7 @@ class Bidirectional(Module):
                              f"{merge_mode!r}")
         backward = copy.deepcopy(layer)
         backward.reverse, backward.step_observers = not layer.reverse, []
+        backward.reset_states()  # a stateful copy starts afresh
         # trainable parameters are drawn afresh; frozen ones keep the values the user set
         frozen = [(p, p._data.copy()) for p in backward.parameters() if not p.requires_grad]
         backward.cell.reset_parameters()
@@ -109,8 +143,15 @@ class Bidirectional(Module):
         backward.zero_grad()
         self.forward_layer, self.backward_layer, self.merge_mode = layer, backward, merge_mode
 
-    def forward(self, x: Any, initial_state: Any = None, lengths: Any = None) -> Any:
-        """Both directions over x (the same `lengths`), merged position by position."""
+    def reset_states(self) -> None:
+        """Forget the kept states of both directions (see Recurrent's `stateful`)."""
+        self.forward_layer.reset_states()
+        self.backward_layer.reset_states()
+
+    def forward(self, x: Any, initial_state: Any = None, lengths: Any = None,
+                mask: Any = None) -> Any:
+        """Both directions over x (the same `lengths` or `mask`), merged position by position.
+        A failed call leaves both directions' kept states as they were."""
         if initial_state is None:
             f_init = b_init = None
         elif not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
@@ -121,8 +162,13 @@ class Bidirectional(Module):
                         f"backward_state), got {got}")
         else:
             f_init, b_init = initial_state
-        fwd = self.forward_layer(x, f_init, lengths)
-        bwd = self.backward_layer(x, b_init, lengths)
+        kept = self.forward_layer.states, self.backward_layer.states
+        try:
+            fwd = self.forward_layer(x, f_init, lengths, mask)
+            bwd = self.backward_layer(x, b_init, lengths, mask)
+        except Exception:
+            self.forward_layer.states, self.backward_layer.states = kept
+            raise
         if self.forward_layer.return_state:
             (fwd, f_state), (bwd, b_state) = fwd, bwd
         mode = self.merge_mode

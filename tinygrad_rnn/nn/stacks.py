@@ -12,7 +12,8 @@ import numpy as np
 from tinygrad_rnn.functional import dropout
 from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
 from tinygrad_rnn.nn.module import Module
-from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, lengths_mask, unroll
+from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, step_mask, unroll
+from tinygrad_rnn.nn.utils.rnn import PackedSequence, pack_like, unpack_input
 from tinygrad_rnn.nn.validate import check_bool, check_real, check_rng, check_size, float_input
 from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack
 
@@ -98,10 +99,25 @@ class RNNBase(Module):
         return [tuple(p[i] for p in parts) if lstm else parts[0][i]
                 for i in range(len(self._cells))]
 
-    def forward(self, x: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:
-        """Shape: x (T, B, I) ((B, T, I) if batch_first; (T, I) unbatched), hx (L*D, B, H)
-        or (h_0, c_0) for LSTM -> output (T, B, D*H), h_n (L*D, B, H) (or (h_n, c_n))."""
+    def reset_states(self) -> None:
+        """Keras' name, for a model that mixes styles: a stack keeps no state between calls,
+        so this only reaches cells that keep one (none of the built-in ones do)."""
+        for cell in self._cells:
+            getattr(cell, "reset_states", lambda: None)()
+
+    def forward(self, x: Any, hx: Any = None, lengths: Any = None,
+                mask: Any = None) -> tuple[Tensor | PackedSequence, Any]:
+        """Shape: x (T, B, I) ((B, T, I) if batch_first; (T, I) unbatched) or a
+        PackedSequence, hx (L*D, B, H) or (h_0, c_0) for LSTM -> output (T, B, D*H) (a
+        PackedSequence for one), h_n (L*D, B, H) (or (h_n, c_n)) in the caller's batch order.
+        `lengths` (B,) or `mask` (B, T) bool (batch first in both layouts): as Recurrent's."""
         name = type(self).__name__
+        packed = x if isinstance(x, PackedSequence) else None
+        if packed is not None:  # padded, run with its lengths, packed again: one code path
+            if lengths is not None or mask is not None:
+                raise ValueError(f"{name}: a PackedSequence carries its own lengths; pass no "
+                                 f"lengths or mask with it")
+            x, lengths = unpack_input(name, packed, self.input_size, self.batch_first)
         x = float_input(name, "input", x)
         time_axis = 1 if self.batch_first and x.ndim == 3 else 0
         if x.ndim not in (2, 3) or x.shape[time_axis] == 0:  # a batch of 0 works, as torch
@@ -118,7 +134,7 @@ class RNNBase(Module):
             x = x.reshape(x.shape[0], 1, x.shape[1])
         t_axis = 1 if self.batch_first and not unbatched else 0
         batch, steps = x.shape[1 - t_axis], x.shape[t_axis]
-        mask = lengths_mask(lengths, batch, steps, name)
+        mask = step_mask(name, batch, steps, lengths, mask, unbatched)
         states = self._initial_states(hx, batch, unbatched)
         finals: list[State] = []
         for k in range(self.num_layers):
@@ -139,6 +155,8 @@ class RNNBase(Module):
         if unbatched:
             x = x.reshape(x.shape[0], x.shape[2])
             h_n = [h.reshape(h.shape[0], h.shape[2]) for h in h_n]
+        if packed is not None:
+            x = pack_like(x, packed, self.batch_first)
         return x, (tuple(h_n) if len(h_n) == 2 else h_n[0])
 
     def extra_repr(self) -> str:

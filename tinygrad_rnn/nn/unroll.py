@@ -43,6 +43,33 @@ def lengths_mask(lengths: Any, batch: int, steps: int, who: str) -> np.ndarray |
     return None if mask.all() else mask
 
 
+def step_mask(who: str, batch: int, steps: int, lengths: Any = None, mask: Any = None,
+              unbatched: bool = False) -> np.ndarray | None:
+    """The (B, T) bool mask of the steps to run, from `lengths` or a Keras `mask` (not both);
+    None when every step runs. An unbatched input takes a (T,) mask."""
+    if mask is None:
+        return lengths_mask(lengths, batch, steps, who)
+    if lengths is not None:
+        raise ValueError(f"{who}: pass lengths or mask, not both (lengths marks a padded "
+                         f"batch's real steps, mask any pattern of them)")
+    expected = (steps,) if unbatched else (batch, steps)
+    layout = "(T,)" if unbatched else "(B, T)"
+    try:
+        arr = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
+    except ValueError:  # ragged nesting
+        arr = None
+    if arr is None or arr.dtype != np.bool_:
+        got = "a ragged list" if arr is None else f"dtype {arr.dtype}"
+        raise TypeError(f"{who}: mask must be a boolean {layout} = {expected} array, got {got} "
+                        f"(use ids != 0, or Embedding(mask_zero=True).compute_mask)")
+    if arr.shape != expected:
+        raise ValueError(f"{who}: mask must have shape {layout} = {expected} (batch first, "
+                         f"also for time-first input), got {arr.shape}")
+    if arr.all():
+        return None
+    return arr.reshape(batch, steps).copy()  # the caller's later writes never reach backward
+
+
 def _check_observers(who: str, observers: Any) -> None:
     for i, obs in enumerate(observers):
         if not callable(obs):
