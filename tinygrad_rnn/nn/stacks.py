@@ -119,6 +119,7 @@ class RNNBase(Module):
                              f"shape {x.shape}")
         for cell in self._cells:
             cell.check_parameters(name)
+            object.__setattr__(cell, "training", self.training)  # not sub-modules: eval() misses them
         _check_observers(name, self.step_observers)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: expected input width (input_size) {self.input_size}, "
