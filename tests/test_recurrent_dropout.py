@@ -182,6 +182,19 @@ def test_direct_calls_keep_their_masks_until_a_new_sequence_as_keras():
     np.testing.assert_array_equal(cell(x[:, 0], state)[0].data, plain(x[:, 0], state)[0].data)
 
 
+def test_direct_calls_with_recurrent_dropout_alone_keep_the_mask_and_follow_the_dtype():
+    cell = nn.GRUCell(3, 4, recurrent_dropout=0.5, rng=np.random.default_rng(0))
+    x = np.ones((2, 3), np.float32)
+    h = cell(x)
+    mask = cell.recurrent_dropout_mask
+    h = cell(x, h)
+    np.testing.assert_array_equal(cell.recurrent_dropout_mask, mask)
+    assert cell.dropout_mask is None and mask.dtype == np.float32
+    cell.to(np.float64)
+    h = cell(x.astype(np.float64), h.data.astype(np.float64))
+    assert cell.recurrent_dropout_mask.dtype == np.float64 and h.dtype == np.float64
+
+
 def test_a_subclass_stepping_through_forward_gets_the_same_masks():
     class Peeking(nn.LSTMCell):
         def forward(self, x_t, state):

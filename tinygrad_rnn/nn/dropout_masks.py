@@ -96,9 +96,11 @@ class DropoutMasks:
     def _step_masks(self, x_t: Tensor) -> None:
         """Before a direct step (B, I): keep the masks of this batch (Keras reuses them until
         reset), draw them if there are none, drop them in eval mode."""
-        held = self._input_mask if self.dropout else self._recurrent_mask
-        if (not self.training or held is None or held.shape[0] != x_t.shape[0]
-                or (self.dropout and held.dtype != x_t.dtype)):
+        def fits(mask: np.ndarray | None, rate: float, dtype: np.dtype) -> bool:
+            return not rate or (mask is not None and mask.shape[0] == x_t.shape[0]
+                                and mask.dtype == dtype)
+        if not (self.training and fits(self._input_mask, self.dropout, x_t.dtype)
+                and fits(self._recurrent_mask, self.recurrent_dropout, self.param_dtype())):
             self.begin_sequence(x_t, 1)
 
     def _mask_inputs(self, x: Tensor) -> Tensor:
