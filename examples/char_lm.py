@@ -3,6 +3,7 @@
     python examples/char_lm.py                       # ~3 minutes on 2 cores, no download
     python examples/char_lm.py --text book.txt --steps 5000 --time-limit 0
     python examples/char_lm.py --sample-only runs/char_lm.npz --temperature 0.6
+    python examples/char_lm.py --dropout 0.25 --recurrent-dropout 0.25 --time-limit 900
 
 Text: by default a deterministic ~1.5 MB subset of the running interpreter's own stdlib
 sources (top-level *.py files of sysconfig's "stdlib" folder in sorted name order, each
@@ -14,7 +15,11 @@ printable); every other character maps to one UNK character, U+FFFD.
 Model: Embedding -> LSTM (or RNN / GRU) -> Linear, trained with truncated BPTT: the text is cut
 into `batch_size` parallel streams, each read in chunks of `seq_len` characters; the state is
 carried from chunk to chunk and detached between them, so gradients span one chunk while the
-state remembers the whole stream. Adam with a ClipGlobalNorm hook. The validation loss is
+state remembers the whole stream. --dropout drops embeddings, outputs and (with --layers > 1)
+the values passed between layers; --recurrent-dropout drops the recurrent state h where it
+enters each step's hidden matmul, with one mask per stream held for a whole chunk (Keras'
+variational recurrent_dropout; the carried state is never masked). Adam with a ClipGlobalNorm
+hook. The validation loss is
 reported in bits per character next to the unigram baseline (the cross-entropy of the
 training character frequencies, add-one smoothed, on the validation text). The best
 checkpoint (weights plus a JSON "__meta__" entry with the vocabulary and the model's shape)
@@ -170,17 +175,18 @@ def unigram_bits(train_ids: np.ndarray, val_ids: np.ndarray, vocab_size: int) ->
 
 class CharLM(nn.Module):
     """Embedding -> recurrent stack -> Linear over the vocabulary; dropout (training only) on
-    the embeddings, between layers and on the last layer's outputs.
+    the embeddings, between layers and on the last layer's outputs; recurrent_dropout on h
+    where it enters each step (one mask per stream and chunk).
 
     Shape: ids (B, T) int -> logits (B, T, vocab_size); state as the stack's h_n (or (h_n, c_n)).
     """
 
     def __init__(self, vocab_size: int, embed: int, hidden: int, layers: int, cell: str,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, recurrent_dropout: float = 0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed)
         self.rnn = CELLS[cell](embed, hidden, num_layers=layers, batch_first=True,
-                               dropout=dropout)
+                               dropout=dropout, recurrent_dropout=recurrent_dropout)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vocab_size)
 
@@ -292,7 +298,7 @@ def check_meta(meta: object, where: str) -> dict:
     for key in ("prime", "source"):
         if not isinstance(meta.get(key, ""), str):
             raise UsageError(f"{where}: __meta__ {key} must be a string")
-    for key in ("val_bits", "unigram_bits", "dropout", "step"):
+    for key in ("val_bits", "unigram_bits", "dropout", "recurrent_dropout", "step"):
         value = meta.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UsageError(f"{where}: __meta__ {key} must be a number, got {value!r}"[:200])
@@ -376,6 +382,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--embed", type=size["embed"], default=32, help="embedding size")
     ap.add_argument("--dropout", type=_cli.number(0, 1, below=True), default=0.0,
                     help="dropout probability (for longer runs, which overfit without it)")
+    ap.add_argument("--recurrent-dropout", type=_cli.number(0, 1, below=True), default=0.0,
+                    help="variational dropout probability on the recurrent state h (one mask "
+                    "per stream and chunk, Keras' recurrent_dropout)")
     ap.add_argument("--seq-len", type=_cli.integer(1, 100_000), default=32,
                     help="BPTT chunk length")
     ap.add_argument("--batch-size", type=_cli.integer(1, 100_000), default=32,
@@ -427,19 +436,24 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
     baseline = unigram_bits(train_ids, val_ids, len(vocab))
 
     np.random.seed(args.seed)  # layer initialisation draws from numpy's global generator
-    model = CharLM(len(vocab), args.embed, args.hidden, args.layers, args.cell, args.dropout)
+    model = CharLM(len(vocab), args.embed, args.hidden, args.layers, args.cell, args.dropout,
+                   args.recurrent_dropout)  # recurrent masks: numpy's global RNG, seeded above
     rng = np.random.default_rng(args.seed)
     model.drop.rng = model.rnn.dropout_rng = rng  # seeded dropout masks
     n_params = sum(p.size for p in model.parameters())
+    drops = f"; dropout {args.dropout:g}" if args.dropout else ""
+    drops += f"; recurrent dropout {args.recurrent_dropout:g}" if args.recurrent_dropout else ""
     print(f"model: Embedding({len(vocab)}, {args.embed}) -> {args.cell.upper()}(hidden "
-          f"{args.hidden}, layers {args.layers}) -> Linear; {n_params:,} parameters, float32")
+          f"{args.hidden}, layers {args.layers}) -> Linear; {n_params:,} parameters, "
+          f"float32{drops}")
     clip = optim.ClipGlobalNorm(args.clip, error_if_nonfinite=True)  # raises before the update
     opt = optim.Adam(model.named_parameters(), lr=args.lr, hooks=[clip])
 
     x, y = streams(train_ids, args.batch_size, args.seq_len)
     chunks = x.shape[1] // args.seq_len
     meta = {"vocab": vocab.chars, "cell": args.cell, "embed": args.embed, "hidden": args.hidden,
-            "layers": args.layers, "dropout": args.dropout, "source": source,
+            "layers": args.layers, "dropout": args.dropout,
+            "recurrent_dropout": args.recurrent_dropout, "source": source,
             "unigram_bits": baseline, "prime": "\n" if args.text else "class "}
     best, best_step, state = math.inf, 0, None
     ema, ema_weight = 0.0, 0.0  # bias-corrected moving average of the training bits/char

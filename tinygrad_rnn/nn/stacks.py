@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn.functional import dropout
-from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State
+from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State, check_proj_size
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, step_mask, unroll
 from tinygrad_rnn.nn.utils.rnn import PackedSequence, pack_like, unpack_input
@@ -26,12 +26,15 @@ class RNNBase(Module):
     state_dict converted to numpy loads as is. Dropout between layers (training mode only)
     draws its masks from `self.dropout_rng`: the `rng` given at construction, else None (numpy's
     global RNG, so `np.random.seed` reproduces the masks, as it does the init).
+    LSTM's `proj_size` adds weight_hr_l{k}[_reverse] after the biases, as torch. The keyword
+    `recurrent_dropout` (not in torch) gives every cell Keras' variational recurrent mask.
     """
 
     def __init__(self, make_cell: Callable[[int], Cell], input_size: int, hidden_size: int,
                  num_layers: int = 1, bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, proj_size: int = 0,
+                 recurrent_dropout: float = 0.0):
         super().__init__()
         object.__setattr__(self, "_slots", {})  # parameter name -> (cell, its name there)
         name = type(self).__name__
@@ -39,7 +42,10 @@ class RNNBase(Module):
         input_size = check_size(name, "input_size", input_size, 1)
         hidden_size = check_size(name, "hidden_size", hidden_size, 1)
         num_layers = check_size(name, "num_layers", num_layers, 1)
+        proj_size = check_proj_size(name, proj_size, hidden_size)
         dropout = check_real(name, "dropout", dropout, 0.0, 1.0)
+        recurrent_dropout = check_real(name, "recurrent_dropout", recurrent_dropout, 0.0, 1.0,
+                                       high_open=True)
         check_rng(name, rng)
         bias, batch_first, bidirectional = (check_bool(name, k, v) for k, v in (
             ("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)))
@@ -48,13 +54,15 @@ class RNNBase(Module):
                           f"with num_layers=1", UserWarning, stacklevel=3)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.proj_size, self.recurrent_dropout = proj_size, recurrent_dropout
         self.bidirectional, self.num_directions = bidirectional, 2 if bidirectional else 1
         self.step_observers: list[StepObserver] = []
         self.dropout_rng = rng
         cells = []
         for k in range(num_layers):
             for d in range(self.num_directions):
-                cell = make_cell(input_size if k == 0 else hidden_size * self.num_directions)
+                cell = make_cell(input_size if k == 0 else
+                                 (proj_size or hidden_size) * self.num_directions)
                 for pname, p in cell.named_parameters():  # shared: to() and loads reach cells
                     key = f"{pname}_l{k}" + ("_reverse" if d else "")
                     self._slots[key] = (cell, pname)
@@ -86,16 +94,17 @@ class RNNBase(Module):
         if not lstm and isinstance(hx, tuple):
             raise TypeError(f"{name}: hx must be one Tensor h_0, got a tuple of {len(hx)}")
         parts, labels = (hx, ("h_0", "c_0")) if lstm else ((hx,), ("h_0",))
-        expected = (len(self._cells),) + ((batch,) if not unbatched else ()) + (
-            self.hidden_size,)
+        widths = ((self.proj_size, "proj_size"), (self.hidden_size, "hidden_size")) if (
+            self.proj_size) else ((self.hidden_size, "hidden_size"),) * 2
         parts = [float_input(name, f"hx {label}", p) for p, label in zip(parts, labels)]
-        for p, label in zip(parts, labels):
+        for p, label, (width, what) in zip(parts, labels, widths):
+            expected = (len(self._cells),) + ((batch,) if not unbatched else ()) + (width,)
             if p.shape != expected:
                 dims = "num_layers * num_directions, " + ("" if unbatched else "batch, ")
-                raise ValueError(f"{name}: expected hx of shape {expected} ({dims}hidden_size) "
+                raise ValueError(f"{name}: expected hx of shape {expected} ({dims}{what}) "
                                  f"for {label}, got {p.shape}")
         if unbatched:
-            parts = [p.reshape(len(self._cells), 1, self.hidden_size) for p in parts]
+            parts = [p.reshape(p.shape[0], 1, p.shape[1]) for p in parts]
         return [tuple(p[i] for p in parts) if lstm else parts[0][i]
                 for i in range(len(self._cells))]
 
@@ -110,6 +119,7 @@ class RNNBase(Module):
         """Shape: x (T, B, I) ((B, T, I) if batch_first; (T, I) unbatched) or a
         PackedSequence, hx (L*D, B, H) or (h_0, c_0) for LSTM -> output (T, B, D*H) (a
         PackedSequence for one), h_n (L*D, B, H) (or (h_n, c_n)) in the caller's batch order.
+        With proj_size P, h_0, h_n (L*D, B, P) and output (T, B, D*P); c_0 and c_n keep H.
         `lengths` (B,) or `mask` (B, T) bool (batch first in both layouts): as Recurrent's."""
         name = type(self).__name__
         packed = x if isinstance(x, PackedSequence) else None
@@ -125,6 +135,7 @@ class RNNBase(Module):
                              f"shape {x.shape}")
         for cell in self._cells:
             cell.check_parameters(name)
+            object.__setattr__(cell, "training", self.training)  # not sub-modules: eval() misses them
         _check_observers(name, self.step_observers)
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{name}: expected input width (input_size) {self.input_size}, "
@@ -160,11 +171,13 @@ class RNNBase(Module):
         return x, (tuple(h_n) if len(h_n) == 2 else h_n[0])
 
     def extra_repr(self) -> str:
-        extra = [f"num_layers={self.num_layers}"] if self.num_layers != 1 else []
+        extra = [f"proj_size={self.proj_size}"] if self.proj_size else []
+        extra += [f"num_layers={self.num_layers}"] if self.num_layers != 1 else []
         extra += ["bias=False"] if not self.bias else []
         extra += ["batch_first=True"] if self.batch_first else []
         extra += [f"dropout={self.dropout}"] if self.dropout else []
         extra += ["bidirectional=True"] if self.bidirectional else []
+        extra += [f"recurrent_dropout={self.recurrent_dropout}"] if self.recurrent_dropout else []
         return ", ".join([f"{self.input_size}, {self.hidden_size}"] + extra)
 
 
@@ -178,12 +191,13 @@ class RNN(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, recurrent_dropout: float = 0.0):
         if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-        super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity, rng=rng),
+        super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity, rng=rng,
+                                           recurrent_dropout=recurrent_dropout),
                          input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, rng=rng)
+                         bidirectional, rng=rng, recurrent_dropout=recurrent_dropout)
         self.nonlinearity = nonlinearity
 
 
@@ -191,15 +205,19 @@ class LSTM(RNNBase):
     """LSTM stack as torch.nn.LSTM: forward(x, hx=None, lengths=None) -> (output, (h_n, c_n)).
 
     Shape: x (T, B, input_size) ((B, T, ...) if batch_first), hx a tuple (h_0, c_0), each
-    (L*D, B, H); output (T, B, D*H), h_n and c_n (L*D, B, H).
+    (L*D, B, H); output (T, B, D*H), h_n and c_n (L*D, B, H). With proj_size P > 0 (torch's
+    projection, weight_hr_l{k} (P, H)), h_0, h_n (L*D, B, P) and output (T, B, D*P).
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, rng: np.random.Generator | None = None):
-        super().__init__(lambda i: LSTMCell(i, hidden_size, bias, rng=rng),
+                 bidirectional: bool = False, proj_size: int = 0, *,
+                 rng: np.random.Generator | None = None, recurrent_dropout: float = 0.0):
+        super().__init__(lambda i: LSTMCell(i, hidden_size, bias, proj_size=proj_size, rng=rng,
+                                            recurrent_dropout=recurrent_dropout),
                          input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, rng=rng)
+                         bidirectional, rng=rng, proj_size=proj_size,
+                         recurrent_dropout=recurrent_dropout)
 
 
 class GRU(RNNBase):
@@ -211,7 +229,9 @@ class GRU(RNNBase):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, *, rng: np.random.Generator | None = None):
-        super().__init__(lambda i: GRUCell(i, hidden_size, bias, rng=rng),
+                 bidirectional: bool = False, *, rng: np.random.Generator | None = None,
+                 recurrent_dropout: float = 0.0):
+        super().__init__(lambda i: GRUCell(i, hidden_size, bias, rng=rng,
+                                           recurrent_dropout=recurrent_dropout),
                          input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, rng=rng)
+                         bidirectional, rng=rng, recurrent_dropout=recurrent_dropout)

@@ -96,6 +96,7 @@ def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_a
     Returns:
         (outputs, final_state): a list of T step outputs (B, H) indexed by input position.
     """
+    cell.begin_sequence(x, time_axis)  # e.g. draws a cell's dropout masks for this sequence
     direction = "backward" if reverse else "forward"
     steps = x.shape[time_axis]
     fast = cell.uses_fast_path()

@@ -1,0 +1,120 @@
+"""Variational (Keras) dropout for the built-in cells: one mask per sequence, held fixed.
+
+`dropout` masks a cell's input and `recurrent_dropout` masks its recurrent state h where it
+enters the hidden matmul (Gal and Ghahramani 2016, Keras' cell semantics). Each is one (B, n)
+mask of 0s and 1/(1-p)s (inverted dropout), drawn when a sequence starts and used at every
+step and by every gate; the carried state itself is never masked. Training mode only. Masks
+come from the cell's `rng` (a numpy Generator), else from numpy's global RNG.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_rnn.nn.validate import check_real, check_rng
+from tinygrad_rnn.tensor import Tensor
+
+
+def _rate(name: str) -> property:
+    """A drop probability in [0, 1) as a validated attribute: a bad value is refused before
+    anything changes (Keras clips it silently; torch's dropout says "between 0 and 1")."""
+    slot = "_" + name
+
+    def get(self: Any) -> float:
+        return self.__dict__.get(slot, 0.0)
+
+    def set_(self: Any, p: Any) -> None:
+        p = check_real(type(self).__name__, name, p, 0.0, 1.0, high_open=True)
+        object.__setattr__(self, slot, p)
+        self.reset_dropout_mask()
+
+    return property(get, set_, doc=f"{name}: drop probability in [0, 1) (0: off).")
+
+
+class DropoutMasks:
+    """Mixin of the built-in cells: the masks, drawn by `begin_sequence`, read by
+    `project_inputs` (the input mask, once for the whole sequence) and `step` (the recurrent
+    mask). A cell with both rates at 0 never draws anything: its steps are unchanged."""
+
+    dropout = _rate("dropout")
+    recurrent_dropout = _rate("recurrent_dropout")
+    _input_mask: np.ndarray | None = None  # (B, input_size)
+    _recurrent_mask: np.ndarray | None = None  # (B, width of h)
+    _time_axis = 1  # where the input mask broadcasts over time in a whole-sequence input
+
+    @property
+    def rng(self) -> Any:
+        """The numpy Generator masks are drawn from; None: numpy's global RNG."""
+        return self.__dict__.get("_rng")
+
+    @rng.setter
+    def rng(self, value: Any) -> None:
+        object.__setattr__(self, "_rng", check_rng(type(self).__name__, value))
+
+    @property
+    def dropout_mask(self) -> np.ndarray | None:
+        """A copy of the current input mask (B, input_size), or None when none is in use."""
+        return None if self._input_mask is None else self._input_mask.copy()
+
+    @property
+    def recurrent_dropout_mask(self) -> np.ndarray | None:
+        """A copy of the current recurrent mask (B, h width), or None when none is in use."""
+        return None if self._recurrent_mask is None else self._recurrent_mask.copy()
+
+    def reset_dropout_mask(self) -> None:
+        """Forget the masks (Keras' name); the next sequence or direct call draws new ones."""
+        object.__setattr__(self, "_input_mask", None)
+        object.__setattr__(self, "_recurrent_mask", None)
+
+    def recurrent_width(self) -> int:
+        """The width of h, the state part the recurrent mask covers."""
+        return self.hidden_size
+
+    def begin_sequence(self, x: Tensor, time_axis: int) -> None:
+        """Draw this sequence's masks (training mode, a rate > 0), or drop stale ones.
+
+        Shape: x (B, T, I) with time_axis=1, (T, B, I) with time_axis=0, or one step (B, I).
+        """
+        if not (self.dropout or self.recurrent_dropout):
+            return
+        self.reset_dropout_mask()
+        if not self.training:
+            return
+        batch = x.shape[0] if x.ndim == 2 else x.shape[1 - time_axis]
+        draw = np.random if self.rng is None else self.rng
+        object.__setattr__(self, "_time_axis", time_axis)
+        if self.dropout:
+            object.__setattr__(self, "_input_mask", _mask(
+                draw, (batch, x.shape[-1]), self.dropout, x.dtype))
+        if self.recurrent_dropout:
+            object.__setattr__(self, "_recurrent_mask", _mask(
+                draw, (batch, self.recurrent_width()), self.recurrent_dropout,
+                self.param_dtype()))
+
+    def _step_masks(self, x_t: Tensor) -> None:
+        """Before a direct step (B, I): keep the masks of this batch (Keras reuses them until
+        reset), draw them if there are none, drop them in eval mode."""
+        def fits(mask: np.ndarray | None, rate: float, dtype: np.dtype) -> bool:
+            return not rate or (mask is not None and mask.shape[0] == x_t.shape[0]
+                                and mask.dtype == dtype)
+        if not (self.training and fits(self._input_mask, self.dropout, x_t.dtype)
+                and fits(self._recurrent_mask, self.recurrent_dropout, self.param_dtype())):
+            self.begin_sequence(x_t, 1)
+
+    def _mask_inputs(self, x: Tensor) -> Tensor:
+        """x times the input mask, broadcast over the time axis of a whole sequence."""
+        m = self._input_mask
+        if x.ndim == 3:
+            if x.shape[1 - self._time_axis] != m.shape[0]:
+                raise ValueError(f"{type(self).__name__}: the dropout mask was drawn for a "
+                                 f"batch of {m.shape[0]}, got input of shape {x.shape}; call "
+                                 f"begin_sequence(x, time_axis) first")
+            m = np.expand_dims(m, self._time_axis)
+        return x * m
+
+
+def _mask(draw: Any, shape: tuple[int, int], p: float, dtype: np.dtype) -> np.ndarray:
+    """Inverted dropout: 0 with probability p, else 1/(1-p) (as functional.dropout)."""
+    return ((draw.random(shape) >= p) / (1.0 - p)).astype(dtype)
