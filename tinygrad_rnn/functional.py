@@ -12,6 +12,7 @@ import numpy as np
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.tensor import Tensor, apply, where
+from tinygrad_rnn.validate import as_array
 
 
 def _shift(x: Any, axis: Any, name: str) -> tuple[Tensor, np.ndarray]:
@@ -82,25 +83,8 @@ class ClassIndexError(IndexError, ValueError):
     """A class-index target out of range: an IndexError as torch, also a ValueError."""
 
 
-def _array(value: Any, name: str, what: str) -> np.ndarray:
-    """The array behind a Tensor, ndarray, number or nested list, of real numbers or booleans:
-    strings and objects are a TypeError, ragged nesting a ValueError, both naming `what`."""
-    if isinstance(value, Tensor):
-        arr = value._data
-    else:
-        try:
-            arr = np.asarray(value)
-        except ValueError:
-            raise ValueError(f"{name}: {what} is ragged (nested sequences of unequal lengths)"
-                             ) from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name}: {what} must hold real numbers, got {type(value).__name__} of "
-                        f"dtype {arr.dtype}")
-    return arr
-
-
 def _input(x: Any, name: str) -> Tensor:
-    arr = _array(x, name, "input")
+    arr = as_array(name, "input", x)
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.dtype.kind != "f":
         raise TypeError(f"{name}: input must be a floating tensor, got {arr.dtype} of shape "
@@ -162,7 +146,7 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
     """A float target of x's shape; arrays are cast to x's dtype, float Tensors kept (grad)."""
-    arr = _array(target, name, "target")
+    arr = as_array(name, "target", target)
     if not (isinstance(target, Tensor) and target.dtype.kind == "f"):
         target = Tensor(arr.astype(x.dtype))
     if target.shape != x.shape:
@@ -173,7 +157,7 @@ def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
 
 def _const(w: Any, x: Tensor, name: str, what: str, shape: tuple[int, ...]) -> Tensor:
     """A weight that must broadcast to `shape`; arrays become constants in x's dtype."""
-    arr = _array(w, name, what)
+    arr = as_array(name, what, w)
     w = w if isinstance(w, Tensor) else Tensor(arr.astype(x.dtype))
     try:
         ok = np.broadcast_shapes(w.shape, shape) == shape
@@ -271,7 +255,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
 
 
 def _class_targets(target: Any, x: Tensor, ignore_index: int, name: str) -> np.ndarray:
-    t = _array(target, name, "target")
+    t = as_array(name, "target", target)
     if t.shape != x.shape[:-1]:
         raise ValueError(f"{name}: target shape {t.shape} does not match input shape {x.shape} "
                          f"(class indices of shape {x.shape[:-1]} expected)")
@@ -297,7 +281,7 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
     w = None if weight is None else _const(weight, logp, name, "weight", (n_cls,))
     if w is not None and w.shape != (n_cls,):
         raise ValueError(f"{name}: weight must have shape ({n_cls},), got {w.shape}")
-    t_arr = _array(target, name, "target")
+    t_arr = as_array(name, "target", target)
     if t_arr.shape == logp.shape and t_arr.dtype.kind == "f":  # class probabilities
         probs = _float_target(target, logp, name)
         if smoothing:
@@ -367,9 +351,9 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
     Errors: IndexError for float indices or an index out of range, naming the table size;
     ValueError for a weight that is not 2-D or a padding_idx outside the table.
     """
-    idx = _array(indices, "embedding", "indices")
+    idx = as_array("embedding", "indices", indices)
     if not isinstance(weight, Tensor):
-        weight = Tensor(_array(weight, "embedding", "weight"))
+        weight = Tensor(as_array("embedding", "weight", weight))
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
                          f"shape {weight.shape}")

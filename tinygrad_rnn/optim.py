@@ -15,7 +15,7 @@ import numpy as np
 
 from tinygrad_rnn import versions
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.nn.validate import as_real, check_bool, check_real
+from tinygrad_rnn.validate import as_real, check_bool, check_real
 from tinygrad_rnn.tensor import Tensor
 
 Hook = Callable[[list[Parameter]], Any]

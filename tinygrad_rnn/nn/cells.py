@@ -20,7 +20,7 @@ import numpy as np
 
 from tinygrad_rnn.nn.dropout_masks import DropoutMasks
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.nn.validate import (
+from tinygrad_rnn.validate import (
     check_bool,
     check_rng,
     check_size,

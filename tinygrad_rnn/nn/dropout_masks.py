@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.nn.validate import check_real, check_rng
+from tinygrad_rnn.validate import check_real, check_rng
 from tinygrad_rnn.tensor import Tensor
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from tinygrad_rnn import functional as F
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.nn.validate import (
+from tinygrad_rnn.validate import (
     as_array,
     check_bool,
     check_real,

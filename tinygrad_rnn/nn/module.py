@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinygrad_rnn.nn.validate import check_bool
+from tinygrad_rnn.validate import check_bool
 from tinygrad_rnn.tensor import Tensor
 
 
