@@ -15,8 +15,8 @@ import numpy as np
 
 from tinygrad_rnn import versions
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.validate import as_real, check_bool, check_real
 from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn.validate import as_real, check_bool, check_real
 
 Hook = Callable[[list[Parameter]], Any]
 _FLAGS = ("nesterov", "amsgrad", "centered")  # the boolean hyper-parameters

@@ -20,6 +20,7 @@ import numpy as np
 
 from tinygrad_rnn.nn.dropout_masks import DropoutMasks
 from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.tensor import Tensor, addcmul, addmm, get_default_dtype
 from tinygrad_rnn.validate import (
     check_bool,
     check_rng,
@@ -27,7 +28,6 @@ from tinygrad_rnn.validate import (
     check_state_parts,
     float_input,
 )
-from tinygrad_rnn.tensor import Tensor, addcmul, addmm, get_default_dtype
 
 State = Tensor | tuple[Tensor, ...]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.validate import check_real, check_rng
 from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn.validate import check_real, check_rng
 
 
 def _rate(name: str) -> property:

@@ -14,6 +14,7 @@ import numpy as np
 
 from tinygrad_rnn import functional as F
 from tinygrad_rnn.nn.module import Module, Parameter
+from tinygrad_rnn.tensor import Tensor, get_default_dtype
 from tinygrad_rnn.validate import (
     as_array,
     check_bool,
@@ -22,7 +23,6 @@ from tinygrad_rnn.validate import (
     check_size,
     float_input,
 )
-from tinygrad_rnn.tensor import Tensor, get_default_dtype
 
 
 def _rng(rng: np.random.Generator | None, who: str) -> Any:

@@ -7,8 +7,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tinygrad_rnn.validate import check_bool
 from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn.validate import check_bool
 
 
 class Parameter(Tensor):

@@ -13,8 +13,8 @@ from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.stacks import GRU, LSTM, RNN, RNNBase
 from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, lengths_mask, step_mask, unroll
 from tinygrad_rnn.nn.utils.rnn import PackedSequence
-from tinygrad_rnn.validate import check_bool, float_input
 from tinygrad_rnn.tensor import Tensor, cat, stack
+from tinygrad_rnn.validate import check_bool, float_input
 
 __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RNNBase", "Recurrent", "lengths_mask",
            "step_mask", "unroll"]

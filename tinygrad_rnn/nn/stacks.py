@@ -14,8 +14,8 @@ from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State, check
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, step_mask, unroll
 from tinygrad_rnn.nn.utils.rnn import PackedSequence, pack_like, unpack_input
-from tinygrad_rnn.validate import check_bool, check_real, check_rng, check_size, float_input
 from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack
+from tinygrad_rnn.validate import check_bool, check_real, check_rng, check_size, float_input
 
 
 class RNNBase(Module):

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.validate import as_array, as_real, check_bool, check_size
 from tinygrad_rnn.tensor import Tensor, cat, stack
+from tinygrad_rnn.validate import as_array, as_real, check_bool, check_size
 
 __all__ = ["PackedSequence", "PackingError", "pack_padded_sequence", "pack_sequence",
            "pad_packed_sequence", "pad_sequence"]
