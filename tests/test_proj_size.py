@@ -146,3 +146,13 @@ def test_a_load_of_the_wrong_weight_hr_shape_changes_nothing():
     with pytest.raises(ValueError, match=r"weight_hr_l0"):
         lstm.load_state_dict(bad)
     assert all(np.array_equal(before[k], v) for k, v in lstm.state_dict().items())
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.GRU])
+def test_rnn_and_gru_take_proj_size_zero_only_as_torch(cls):
+    assert cls(3, 4, proj_size=0).hidden_size == 4
+    with pytest.raises(ValueError, match=f"{cls.__name__}: proj_size argument is only supported "
+                                         f"for LSTM"):
+        cls(3, 4, proj_size=2)
+    with pytest.raises(TypeError, match=f"{cls.__name__}: proj_size must be an int"):
+        cls(3, 4, proj_size=1.0)
