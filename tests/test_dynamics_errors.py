@@ -44,7 +44,7 @@ NAMES = ["state_jacobians", "jacobian_norms", "lyapunov_exponents"]
 @pytest.mark.parametrize("module", [nn.Linear(3, 4), nn.Sequential(nn.LSTM(3, 4)),
                                     nn.LSTMCell(3, 4), "lstm"],
                          ids=["linear", "sequential", "cell", "string"])
-@pytest.mark.parametrize("fn, name", zip(FUNCTIONS, NAMES), ids=NAMES)
+@pytest.mark.parametrize("fn, name", list(zip(FUNCTIONS, NAMES)), ids=NAMES)
 def test_a_module_that_does_not_unroll_is_a_type_error(fn, name, module):
     with pytest.raises(TypeError, match=rf"^{name}: module must unroll \(a Recurrent, a "
                                         rf"Bidirectional, or an RNN/LSTM/GRU stack\), got "):
@@ -54,7 +54,7 @@ def test_a_module_that_does_not_unroll_is_a_type_error(fn, name, module):
 
 
 @pytest.mark.parametrize("shape", [(5, 3), (2, 5, 3, 1), (3,), (0, 5, 3), (2, 0, 3)])
-@pytest.mark.parametrize("fn, name", zip(FUNCTIONS, NAMES), ids=NAMES)
+@pytest.mark.parametrize("fn, name", list(zip(FUNCTIONS, NAMES)), ids=NAMES)
 def test_x_that_is_not_a_non_empty_3d_batch_is_a_value_error(lstm, fn, name, shape):
     snap = _snapshot(lstm)
     with pytest.raises(ValueError, match=rf"^{name}: x must be a non-empty 3-D batch \(B, T, "
@@ -110,7 +110,7 @@ def test_k_equal_to_s_and_a_numpy_int_are_fine(lstm):
     ([5, 6], ValueError, r"lengths must be in \[1, T=5\]"),
     ([2.5, 3], TypeError, r"lengths must be 2 integers"),  # a wrong dtype is a TypeError
 ])
-@pytest.mark.parametrize("fn, name", zip(FUNCTIONS, NAMES), ids=NAMES)
+@pytest.mark.parametrize("fn, name", list(zip(FUNCTIONS, NAMES)), ids=NAMES)
 def test_bad_lengths_are_an_error_naming_lengths(lstm, fn, name, lengths, error, match):
     snap = _snapshot(lstm)
     with pytest.raises(error, match=rf"^{name}: {match}"):
