@@ -10,7 +10,7 @@ live in dynamics.py and are re-exported here (`diagnostics.state_jacobians`, ...
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ class Recording:
         self.sources: dict[Key, str] = {}
         self._offsets: dict[str, int] = {}  # module name -> shift of its layer numbers
 
-    def _observe(self, name: str):
+    def _observe(self, name: str) -> Callable[[int, str, int, Any], None]:
         def obs(layer: int, direction: str, t: int, state: Any) -> None:
             if name not in self._offsets:  # a later module reusing a taken key: number on
                 taken = {k for k, src in self.sources.items() if src != name}

@@ -92,13 +92,14 @@ def _node(t: Any) -> Any:
 def run_backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
     """Reverse-mode sweep from `root`: each node visited once, its grad freed once used."""
     port = root._op
+    seeds: np.ndarray | list[np.ndarray | None] = seed
     if type(port) is Port:  # one output of a multi-output op: the op, with one slot seeded
         if port.node._freed:
             raise RuntimeError(_FREED)
-        seed = [seed if i == port.index else None for i in range(port.node.n_out)]
+        seeds = [seed if i == port.index else None for i in range(port.node.n_out)]
     with collector_paused():
         try:
-            _sweep(root, seed, retain_graph)
+            _sweep(root, seeds, retain_graph)
         finally:
             versions.backward_done()
 
@@ -107,7 +108,8 @@ _FREED = ("backward: trying to backward through a graph a second time; its saved
           "freed. Pass retain_graph=True the first time.")
 
 
-def _sweep(root_tensor: Any, seed: np.ndarray, retain_graph: bool) -> None:
+def _sweep(root_tensor: Any, seed: np.ndarray | list[np.ndarray | None],
+           retain_graph: bool) -> None:
     order = toposort(root_tensor)  # first: it checks for in-place changes before any work
     root = _node(root_tensor)
     grads: dict[Any, Any] = {root: seed}  # keyed by node (identity hash)

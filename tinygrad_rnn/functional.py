@@ -64,8 +64,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         return x
     if p == 1.0:
         return x * np.zeros(x.shape, x.dtype)
-    rng = np.random if rng is None else rng  # reproducible by np.random.seed, as layer init
-    keep = rng.random(x.shape) >= p
+    draw = np.random if rng is None else rng  # reproducible by np.random.seed, as layer init
+    keep = draw.random(x.shape) >= p
     return x * (keep / (1.0 - p)).astype(x.dtype)  # the mask is a constant: no gradient
 
 
@@ -245,7 +245,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     _check_reduction(reduction, name)
     x = _input(input, name)
     t = _float_target(target, x, name)
-    scale = 1.0
+    scale: float | Tensor = 1.0
     if pos_weight is not None:
         scale = (_const(pos_weight, x, name, "pos_weight", x.shape) - 1.0) * t + 1.0
     loss = (1.0 - t) * x + scale * _softplus(-x)

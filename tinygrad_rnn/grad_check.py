@@ -105,8 +105,8 @@ def _compare(index: int, analytic: np.ndarray, numeric: np.ndarray, atol: float,
     err = np.abs(analytic - numeric)
     rel = err / np.maximum(np.abs(numeric), 1e-12)
     excess = err / (atol + rtol * np.abs(numeric))  # > 1 where the tolerance is broken
-    worst = np.unravel_index(int(np.argmax(excess)), analytic.shape) if analytic.size else ()
-    worst = tuple(int(i) for i in worst)
+    at = np.unravel_index(int(np.argmax(excess)), analytic.shape) if analytic.size else ()
+    worst = tuple(int(i) for i in at)
     return GradcheckRecord(
         index=index, shape=analytic.shape,
         max_abs_err=float(err.max()) if err.size else 0.0,
@@ -156,7 +156,8 @@ def _float64_inputs(inputs: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _records(who, fn, inputs, eps, atol, rtol) -> tuple[list[GradcheckRecord], bool]:
+def _records(who: str, fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float,
+             atol: float, rtol: float) -> tuple[list[GradcheckRecord], bool]:
     """One record per input with requires_grad, and whether fn's output required grad (when
     it does not, its analytic gradient is 0 everywhere, and that is what is checked, as torch)."""
     previous = _tensor.get_default_dtype()

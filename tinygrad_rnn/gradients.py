@@ -8,7 +8,7 @@ primitives return, and the Port that stands for one output of a multi-output pri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class OuterGrad:
     BLOCK_ROWS = 512
 
     def __init__(self, a: np.ndarray, g: np.ndarray):
-        self.a, self.g, self.rows, self.dense = [a], [g], a.shape[0], None
+        self.a, self.g, self.rows = [a], [g], a.shape[0]
+        self.dense: np.ndarray | None = None
 
     def merge(self, other: OuterGrad) -> OuterGrad:
         """Add `other`'s uses to these; returns self."""
@@ -62,7 +63,7 @@ class OuterGrad:
     def value(self) -> np.ndarray:
         """The summed gradient, a fresh array."""
         self._flush()
-        return self.dense
+        return cast(np.ndarray, self.dense)  # set: an OuterGrad holds at least one use
 
     def _flush(self) -> None:
         if self.a:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from tinygrad_rnn.serialization import load
 
@@ -52,6 +52,7 @@ def plot_history(history: History | Mapping[str, list[float]], path: str | os.Pa
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError as err:
         raise ImportError("plot_history needs matplotlib: pip install tinygrad-rnn[plot]") from err
     logs = history.history if isinstance(history, History) else dict(history)
@@ -68,7 +69,8 @@ def plot_history(history: History | Mapping[str, list[float]], path: str | os.Pa
         if name == "loss" and min(min(v) for k, v in logs.items() if k.endswith("loss")) > 0:
             ax.set_yscale("log")
         ax.set(xlabel="epoch", title=name)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ticks = cast(MaxNLocator, ax.xaxis.get_major_locator())  # the default, AutoLocator
+        ticks.set_params(integer=True)
         ax.legend()
     fig.tight_layout()
     fig.savefig(os.fspath(path), format="png", dpi=100)

@@ -14,19 +14,23 @@ shape_ops.py holds the reductions, shape and indexing ones (re-exported here).
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
 from tinygrad_rnn.gradients import OuterGrad
 
 OPS: dict[str, type[Op]] = {}
+OpT = TypeVar("OpT", bound="Op")
 
 
-def primitive(name: str, *, domain=(-2.0, 2.0), nondiff: tuple[int, ...] = (), arity: int = 1):
+def primitive(name: str, *, domain: tuple[float, float] = (-2.0, 2.0),
+              nondiff: tuple[int, ...] = (), arity: int = 1
+              ) -> Callable[[type[OpT]], type[OpT]]:
     """Register an Op under `name`; `domain`, `nondiff` and `arity` (-1: variadic) tell the
     gradcheck suite how to sample it."""
-    def register(cls):
+    def register(cls: type[OpT]) -> type[OpT]:
         cls.name, cls.domain, cls.nondiff, cls.arity = name, domain, nondiff, arity
         OPS[name] = cls
         return cls
@@ -45,7 +49,17 @@ class Op:
     """
 
     __slots__ = ("__dict__", "_dtype", "_parents", "_scope", "_seq", "_shape", "needs")
+    _parents: tuple[Any, ...]  # the slots' types: Ops, Ports and leaf Tensors (see above)
+    _scope: tuple[str, ...]
+    _seq: int
+    _shape: tuple[int, ...]
+    _dtype: np.dtype
+    needs: tuple[bool, ...]
     name = "op"
+    domain: tuple[float, float]  # these three are set by @primitive
+    nondiff: tuple[int, ...]
+    arity: int
+    n_out: int  # a multi-output op's number of outputs, set by its forward
     multi_output = False  # True: forward returns a list of arrays and sets `n_out`
     requires_grad = True  # a node exists only for an output that needs grad
     _freed = False  # set once backward has dropped the saved arrays
@@ -63,10 +77,13 @@ class Op:
         out = self._retained() if self._retained is not None else None
         return None if out is None else out.grad
 
-    def forward(self, *xs: np.ndarray, **kwargs: Any) -> np.ndarray:
+    def forward(self, *xs: Any, **kwargs: Any) -> Any:
+        """An array, or a list of arrays for a multi-output op; a subclass names its inputs."""
         raise NotImplementedError
 
-    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+    def backward(self, g: Any) -> tuple[Any, ...]:
+        """One gradient per input (None where `needs` says none); a multi-output op's `g` is
+        the list of its outputs' gradients."""
         raise NotImplementedError
 
 
@@ -76,10 +93,10 @@ class Op:
 class Add(Op):
     saves = ()
 
-    def forward(self, x, y):
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return x + y
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return g, g
 
 
@@ -87,20 +104,20 @@ class Add(Op):
 class Sub(Op):
     saves = ()
 
-    def forward(self, x, y):
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return x - y
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return g, (-g if self.needs[1] else None)
 
 
 @primitive("mul", arity=2)
 class Mul(Op):
-    def forward(self, x, y):
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.x, self.y = x, y
         return x * y
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g * self.y if self.needs[0] else None), (g * self.x if self.needs[1] else None)
 
 
@@ -108,25 +125,25 @@ class Mul(Op):
 class Div(Op):
     saves = (1,)
 
-    def forward(self, x, y):
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.y = y
         self.out = x / y
         return self.out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         gx = g / self.y
         return gx, (-gx * self.out if self.needs[1] else None)  # d(x/y)/dy = -(x/y)/y
 
 
 @primitive("pow", arity=2, domain=(0.5, 2.0))
 class Pow(Op):
-    def forward(self, x, y):
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.x, self.y = x, y
         with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, as torch
             self.out = x ** y
         return self.out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         x, y = self.x, self.y
         with np.errstate(divide="ignore", invalid="ignore"):
             # d/dx = y x^(y-1), 0 where y == 0 (also at x == 0, as torch); d/dy = x^y log x,
@@ -139,7 +156,7 @@ class Pow(Op):
 
 @primitive("matmul", arity=2)
 class MatMul(Op):
-    def forward(self, x, y):
+    def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError("both operands need at least one dimension")
         if x.shape[-1] != y.shape[-2 if y.ndim > 1 else 0]:
@@ -149,7 +166,7 @@ class MatMul(Op):
             return (_rows(x) @ y).reshape(x.shape[:-1] + y.shape[-1:])
         return x @ y
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         x, y = self.x, self.y
         if x.ndim == 2 and y.ndim == 2:  # the common case, without the batch bookkeeping below
             return (g @ y.T if self.needs[0] else None), (OuterGrad(x, g) if self.needs[1]
@@ -186,7 +203,7 @@ class AddMM(Op):
 
     saves = (1, 2)
 
-    def forward(self, c, a, b):
+    def forward(self, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim != 2 or b.ndim != 2:
             raise ValueError(f"a and b must be 2-D, got {a.shape} and {b.shape}")
         if a.shape[1] != b.shape[0]:
@@ -194,7 +211,7 @@ class AddMM(Op):
         self.a, self.b = a, b
         return _add_into(a @ b, c)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g if self.needs[0] else None, g @ self.b.T if self.needs[1] else None,
                 OuterGrad(self.a, g) if self.needs[2] else None)
 
@@ -206,11 +223,11 @@ class AddCMul(Op):
 
     saves = (1, 2)
 
-    def forward(self, c, a, b):
+    def forward(self, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
         return _add_into(a * b, c)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g if self.needs[0] else None, g * self.b if self.needs[1] else None,
                 g * self.a if self.needs[2] else None)
 
@@ -229,11 +246,11 @@ def _add_into(out: np.ndarray, c: np.ndarray) -> np.ndarray:
 class Where(Op):
     saves = ()  # cond is saved as a boolean copy
 
-    def forward(self, cond, a, b):
+    def forward(self, cond: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.cond = cond.astype(bool)
         return np.where(self.cond, a, b)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         zero = np.zeros((), g.dtype)
         ga = np.where(self.cond, g, zero) if self.needs[1] else None
         gb = np.where(self.cond, zero, g) if self.needs[2] else None
@@ -246,10 +263,10 @@ class Where(Op):
 class Neg(Op):
     saves = ()
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         return -x
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (-g,)
 
 
@@ -257,21 +274,21 @@ class Neg(Op):
 class Exp(Op):
     saves = ()
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.exp(x)
         return self.out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g * self.out,)
 
 
 @primitive("log", domain=(0.5, 2.0))
 class Log(Op):
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
         return np.log(x)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g / self.x,)
 
 
@@ -279,21 +296,21 @@ class Log(Op):
 class Sqrt(Op):
     saves = ()
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.sqrt(x)
         return self.out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g * 0.5 / self.out,)
 
 
 @primitive("abs")
 class Abs(Op):
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
         return np.abs(x)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g * np.sign(self.x),)  # sign(0) = 0, as torch
 
 
@@ -301,11 +318,11 @@ class Abs(Op):
 class Tanh(Op):
     saves = ()
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.tanh(x)
         return self.out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         gx = 1.0 - self.out * self.out  # d tanh = 1 - tanh^2: no recomputation
         gx *= g
         return (gx,)
@@ -315,14 +332,14 @@ class Tanh(Op):
 class Sigmoid(Op):
     saves = ()
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         out = np.tanh(x * 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
         out += 1.0
         out *= 0.5
         self.out = out
         return out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         gx = 1.0 - self.out  # d sigmoid = s (1 - s), in one temporary
         gx *= self.out
         gx *= g
@@ -333,17 +350,17 @@ class Sigmoid(Op):
 class Relu(Op):
     saves = ()
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.maximum(x, 0)
         return self.out
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g * (self.out > 0),)
 
 
 @primitive("clip")
 class Clip(Op):
-    def forward(self, x, lo=None, hi=None):
+    def forward(self, x: np.ndarray, lo: Any = None, hi: Any = None) -> np.ndarray:
         if lo is None and hi is None:
             raise ValueError("at least one of lo and hi must be given")
         for name, bound in (("lo", lo), ("hi", hi)):
@@ -353,7 +370,7 @@ class Clip(Op):
         self.x, self.lo, self.hi = x, lo, hi
         return np.clip(x, lo, hi)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         inside = np.ones(self.x.shape, bool)  # gradient passes where lo <= x <= hi, as torch
         if self.lo is not None:
             inside &= self.x >= self.lo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,9 +22,11 @@ Hook = Callable[[list[Parameter]], Any]
 _FLAGS = ("nesterov", "amsgrad", "centered")  # the boolean hyper-parameters
 
 
-def _collect(params: Any, who: str, what: str = "params") -> list[tuple[str | None, Tensor]]:
+def _collect(params: Any, who: str, what: str = "params"
+             ) -> list[tuple[str | None, Parameter]]:
     """(name or None, Parameter) pairs from a Tensor, a Module, an iterable of Parameters or of
-    (name, Parameter) pairs, or a {name: Parameter} mapping; read once (a generator is fine)."""
+    (name, Parameter) pairs, or a {name: Parameter} mapping; read once (a generator is fine).
+    A plain leaf Tensor passes too (typed as the Parameter it stands for)."""
     if isinstance(params, Tensor):
         params = [params]
     elif isinstance(params, Module):
@@ -41,7 +43,7 @@ def _collect(params: Any, who: str, what: str = "params") -> list[tuple[str | No
     except TypeError:
         raise TypeError(f"{who}: {what} must be Parameters, a Module or (name, Parameter) pairs, "
                         f"got {type(params).__name__}") from None
-    pairs = []
+    pairs: list[tuple[str | None, Parameter]] = []
     for item in items:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             pairs.append(item)
@@ -107,7 +109,7 @@ class _ClipHook:
     def __init__(self, error_if_nonfinite: bool, names: Any, who: str) -> None:
         self.who = who
         self.error_if_nonfinite = check_bool(who, "error_if_nonfinite", error_if_nonfinite)
-        self.last_norm = None
+        self.last_norm: Any = None  # a float (ClipNorm: a list of floats) once called
         pairs = _collect(() if names is None else names, who, "names")
         self.names = {id(p): n for n, p in pairs if n is not None}  # id(parameter) -> name
 
@@ -125,7 +127,8 @@ class _ClipHook:
         for (i, p), norm in zip(with_grad, norms):
             if not math.isfinite(norm):
                 name = f"'{self.names[id(p)]}' " if id(p) in self.names else ""
-                bad = f"{int(np.isnan(p.grad).sum())} NaN, {int(np.isinf(p.grad).sum())} inf"
+                g = cast(np.ndarray, p.grad)  # with_grad holds the parameters with a grad
+                bad = f"{int(np.isnan(g).sum())} NaN, {int(np.isinf(g).sum())} inf"
                 raise RuntimeError(f"{self.who}: the gradient of parameter {name}(index {i}, "
                                    f"shape {p.shape}) is not finite ({bad}), so its {what} is "
                                    f"{norm}")
@@ -215,6 +218,8 @@ class Optimizer:
             numeric ones must be finite reals >= 0 (ValueError; TypeError for a non-number).
         hooks: callables `hook(params)` run in order by `step()` before the update.
     """
+
+    weight_decay: float  # the hyper-parameters are attributes, set from `defaults`
 
     def __init__(self, params: Any, defaults: Mapping[str, Any], hooks: Iterable[Hook] = ()):
         who = type(self).__name__
@@ -334,6 +339,11 @@ class SGD(Optimizer):
     `dampening` and `nesterov` are keyword-only here, so pass them by name.
     """
 
+    lr: float
+    momentum: float
+    dampening: float
+    nesterov: bool
+
     def __init__(self, params: Any, lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                  hooks: Iterable[Hook] = (), *, dampening: float = 0.0, nesterov: bool = False):
         super().__init__(params, {"lr": lr, "momentum": momentum, "dampening": dampening,
@@ -344,7 +354,7 @@ class SGD(Optimizer):
         if d["nesterov"] and (d["momentum"] <= 0 or d["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
 
-    def _update(self, p, g, s):
+    def _update(self, p: np.ndarray, g: np.ndarray, s: dict[str, Any]) -> None:
         if self.momentum:
             if "momentum_buffer" not in s:
                 buf = s["momentum_buffer"] = g.copy()  # first step: no dampening, as torch
@@ -359,13 +369,18 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam with bias-corrected moments; L2 weight decay added to the grad; optional AMSGrad."""
 
+    lr: float
+    betas: tuple[float, float]
+    eps: float
+    amsgrad: bool
+
     def __init__(self, params: Any, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False,
                  hooks: Iterable[Hook] = ()):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
                                   "weight_decay": weight_decay, "amsgrad": amsgrad}, hooks)
 
-    def _update(self, p, g, s):
+    def _update(self, p: np.ndarray, g: np.ndarray, s: dict[str, Any]) -> None:
         b1, b2 = self.betas
         t = s["step"]
         m, v = _buffer(s, "exp_avg", p), _buffer(s, "exp_avg_sq", p)
@@ -382,13 +397,19 @@ class Adam(Optimizer):
 class RMSprop(Optimizer):
     """RMSprop: divide by a running RMS of the grad (centered: by its running std)."""
 
+    lr: float
+    alpha: float
+    eps: float
+    momentum: float
+    centered: bool
+
     def __init__(self, params: Any, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
                  hooks: Iterable[Hook] = ()):
         super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps, "weight_decay":
                                   weight_decay, "momentum": momentum, "centered": centered}, hooks)
 
-    def _update(self, p, g, s):
+    def _update(self, p: np.ndarray, g: np.ndarray, s: dict[str, Any]) -> None:
         sq = _buffer(s, "square_avg", p)
         sq *= self.alpha
         sq += (1 - self.alpha) * (g * g)
@@ -410,6 +431,11 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """Adagrad: divide by the root of the summed squared grads; lr decays as lr/(1+(t-1)decay)."""
 
+    lr: float
+    lr_decay: float
+    initial_accumulator_value: float
+    eps: float
+
     def __init__(self, params: Any, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10, hooks: Iterable[Hook] = ()):
@@ -417,7 +443,7 @@ class Adagrad(Optimizer):
                                   "initial_accumulator_value": initial_accumulator_value,
                                   "eps": eps}, hooks)
 
-    def _update(self, p, g, s):
+    def _update(self, p: np.ndarray, g: np.ndarray, s: dict[str, Any]) -> None:
         total = _buffer(s, "sum", p, self.initial_accumulator_value)
         total += g * g
         clr = self.lr / (1 + (s["step"] - 1) * self.lr_decay)

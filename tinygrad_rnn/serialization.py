@@ -287,8 +287,9 @@ _OPCODES = {ord(op.code): op for op in pickletools.opcodes}
 class _Call:
     """An inert record of `name(*args)` with its BUILD state; nothing is ever called."""
 
-    def __init__(self, name: str, args: tuple) -> None:
-        self.name, self.args, self.state = name, args, None
+    def __init__(self, name: str, args: tuple[Any, ...]) -> None:
+        self.name, self.args = name, args
+        self.state: Any = None
 
 
 def _plain_pickle(data: bytes, where: str) -> Any:
@@ -316,7 +317,7 @@ def _plain_pickle(data: bytes, where: str) -> Any:
             if op is None:
                 raise ValueError(f"unknown opcode {code:#04x} at byte {pos}")
             stream.seek(pos + 1)               # pickletools' own readers decode the argument
-            arg = op.arg.reader(stream) if op.arg is not None else None
+            arg: Any = op.arg.reader(stream) if op.arg is not None else None
             pos, name = stream.tell(), op.name
             if name in _VALUES:
                 stack.append(arg)
@@ -338,9 +339,9 @@ def _plain_pickle(data: bytes, where: str) -> Any:
                     raise ValueError(f"{name} onto a {type(stack[-1]).__name__}")
             elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
                 n = int(name[-1])
-                items = tuple(stack[-n:])
+                group = tuple(stack[-n:])
                 del stack[-n:]
-                stack.append(items)
+                stack.append(group)
             elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
                 memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
             elif name in ("GET", "BINGET", "LONG_BINGET"):
@@ -382,8 +383,8 @@ def _object_array(obj: Any, shape: tuple, fortran: bool, where: str) -> np.ndarr
     ok = (isinstance(obj, _Call) and obj.name == "reconstruct" and obj.args
           and isinstance(obj.args[0], _Call) and obj.args[0].name == "ndarray"
           and type(obj.state) is tuple and len(obj.state) == 5)
-    items = obj.state[4] if ok else None
-    dtype = obj.state[2] if ok else None
+    items: Any = obj.state[4] if ok else None  # a list once `ok` holds, checked below
+    dtype: Any = obj.state[2] if ok else None
     ok = (ok and type(items) is list and isinstance(dtype, _Call) and dtype.name == "dtype"
           and dtype.args[:1] in (("O8",), ("O4",)) and tuple(obj.state[1]) == shape
           and len(items) == math.prod(shape))

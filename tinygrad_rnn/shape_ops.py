@@ -6,7 +6,7 @@ re-exports them, so `ops.GetItem` and the registry see one set of primitives.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from tinygrad_rnn.ops import Op, primitive
 
 # ---- reductions ----------------------------------------------------------------------------
 
-def is_int(v: Any) -> bool:
+def is_int(v: Any) -> TypeGuard[int | np.integer]:
     """An integer (Python or numpy), not a bool."""
     return type(v) is int or isinstance(v, np.integer)  # bool is a subclass, not `int` itself
 
@@ -54,12 +54,12 @@ def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[i
 class Sum(Op):
     saves = ()
 
-    def forward(self, x, axis=None, keepdims=False):
+    def forward(self, x: np.ndarray, axis: Any = None, keepdims: Any = False) -> np.ndarray:
         axis = _axes(axis, x.ndim, keepdims)
         self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
         return np.asarray(x.sum(axis=axis, keepdims=keepdims))
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (np.broadcast_to(g.reshape(self.kept), self.shape),)
 
 
@@ -70,7 +70,7 @@ class Mean(Op):
 
     saves = ()
 
-    def forward(self, x, axis=None, keepdims=False):
+    def forward(self, x: np.ndarray, axis: Any = None, keepdims: Any = False) -> np.ndarray:
         axis = _axes(axis, x.ndim, keepdims)
         self.shape, self.kept = x.shape, _kept_shape(x.shape, axis)
         count = x.size // max(math.prod(self.kept), 1) if x.size else 0
@@ -79,13 +79,13 @@ class Mean(Op):
             return np.full(np.sum(x, axis=axis, keepdims=keepdims).shape, np.nan, x.dtype)
         return np.asarray(np.mean(x, axis=axis, keepdims=keepdims), x.dtype)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (np.broadcast_to(g.reshape(self.kept) * self.scale, self.shape),)
 
 
 @primitive("max")
 class Max(Op):
-    def forward(self, x, axis=None, keepdims=False):
+    def forward(self, x: np.ndarray, axis: Any = None, keepdims: Any = False) -> np.ndarray:
         if x.size == 0:
             raise ValueError("max of an empty tensor")
         axis = _axes(axis, x.ndim, keepdims)
@@ -93,7 +93,7 @@ class Max(Op):
         self.out = np.asarray(x.max(axis=axis, keepdims=True))
         return self.out if keepdims else self.out.squeeze(axis)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         hit = self.x == self.out
         if self.x.dtype.kind == "f" and np.isnan(self.out).any():  # a NaN is the max: it
             hit |= np.isnan(self.x) & np.isnan(self.out)  # takes the gradient, as torch
@@ -108,7 +108,7 @@ class Max(Op):
 class Reshape(Op):
     saves = None  # its output is a view of x, which a consumer may have saved
 
-    def forward(self, x, shape):
+    def forward(self, x: np.ndarray, shape: Any) -> np.ndarray:
         if not all(is_int(n) for n in shape):
             raise TypeError(f"shape {tuple(shape)} must be ints")
         if min(shape, default=0) < -1 or list(shape).count(-1) > 1:
@@ -116,7 +116,7 @@ class Reshape(Op):
         self.shape = x.shape
         return x.reshape(shape)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g.reshape(self.shape),)
 
 
@@ -124,7 +124,7 @@ class Reshape(Op):
 class Transpose(Op):
     saves = None  # its output is a view of x, which a consumer may have saved
 
-    def forward(self, x, axes=None):
+    def forward(self, x: np.ndarray, axes: Any = None) -> np.ndarray:
         if axes is None:
             axes = tuple(range(x.ndim))[::-1]
         elif not all(is_int(a) for a in axes):
@@ -135,7 +135,7 @@ class Transpose(Op):
         self.axes = tuple(int(a) % x.ndim for a in axes)  # negative axes counted from 0
         return x.transpose(self.axes)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (g.transpose(np.argsort(self.axes)),)
 
 
@@ -194,12 +194,12 @@ def _is_basic(index: Any) -> bool:
 class GetItem(Op):
     saves = None  # its output is a view of x, which a consumer may have saved
 
-    def forward(self, x, index):
+    def forward(self, x: np.ndarray, index: Any) -> np.ndarray:
         index = normalize_index(index, x.shape)
         self.index, self.basic = index, _is_basic(index)
         return x[index]
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return (IndexGrad(self.index, g, self.basic),)
 
 
@@ -224,7 +224,7 @@ class Split(Op):
 
     multi_output = True
 
-    def forward(self, x, sizes, axis=0):
+    def forward(self, x: np.ndarray, sizes: Any, axis: Any = 0) -> list[np.ndarray]:
         axis = _axis(axis, x.ndim)
         for n in sizes:  # a loop, not all(...): this runs once per time step
             if type(n) is not int and not is_int(n):
@@ -241,7 +241,7 @@ class Split(Op):
         self.n_out = len(pieces)
         return pieces
 
-    def backward(self, gs):
+    def backward(self, gs: list[np.ndarray | None]) -> tuple[Any, ...]:
         return (np.concatenate([np.zeros(s, self.dtype) if g is None else g
                                 for g, s in zip(gs, self.shapes)], axis=self.axis),)
 
@@ -255,7 +255,7 @@ class Unbind(Op):
 
     multi_output = True
 
-    def forward(self, x, axis=0):
+    def forward(self, x: np.ndarray, axis: Any = 0) -> list[np.ndarray]:
         self.axis, self.dtype = _axis(axis, x.ndim), x.dtype
         lead = (slice(None),) * self.axis
         pieces = [x[lead + (i,)] for i in range(x.shape[self.axis])]  # views
@@ -263,7 +263,7 @@ class Unbind(Op):
         self.n_out = len(pieces)
         return pieces
 
-    def backward(self, gs):
+    def backward(self, gs: list[np.ndarray | None]) -> tuple[Any, ...]:
         return (np.stack([np.zeros(self.shape, self.dtype) if g is None else g for g in gs],
                          axis=self.axis),)
 
@@ -274,7 +274,7 @@ class Embedding(Op):
 
     saves = ()
 
-    def forward(self, weight, indices, padding_idx=None):
+    def forward(self, weight: np.ndarray, indices: np.ndarray, padding_idx: Any = None) -> np.ndarray:
         n = weight.shape[0]
         if indices.dtype.kind not in "iu":
             raise IndexError(f"indices must be integers, got {indices.dtype}")
@@ -286,7 +286,7 @@ class Embedding(Op):
         self.indices, self.padding_idx = indices, padding_idx
         return weight[indices]
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         if self.padding_idx is not None:
             g = np.where((self.indices == self.padding_idx)[..., None], 0, g).astype(g.dtype)
         return (IndexGrad(self.indices, g, basic=False),)
@@ -296,7 +296,7 @@ class Embedding(Op):
 class Cat(Op):
     saves = ()
 
-    def forward(self, *xs, axis=0):
+    def forward(self, *xs: np.ndarray, axis: Any = 0) -> np.ndarray:
         if not xs:
             raise ValueError("needs at least one tensor")
         for i, x in enumerate(xs):
@@ -312,7 +312,7 @@ class Cat(Op):
         self.axis = axis
         return np.concatenate(xs, axis=axis)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return tuple(np.split(g, self.ends, axis=self.axis))
 
 
@@ -320,7 +320,7 @@ class Cat(Op):
 class Stack(Op):
     saves = ()
 
-    def forward(self, *xs, axis=0):
+    def forward(self, *xs: np.ndarray, axis: Any = 0) -> np.ndarray:
         if not xs:
             raise ValueError("needs at least one tensor")
         for i, x in enumerate(xs):
@@ -330,5 +330,5 @@ class Stack(Op):
         self.axis = _axis(axis, xs[0].ndim + 1)
         return np.stack(xs, axis=self.axis)
 
-    def backward(self, g):
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         return tuple(np.moveaxis(g, self.axis, 0))

@@ -91,7 +91,7 @@ class Tensor:
                             f"{self._data.dtype}")
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
-        self._op: Op | None = None  # the node that made this tensor; None for a leaf
+        self._op: Op | Port | None = None  # the node that made this tensor; None for a leaf
         self._guard: versions.Guard | None = None  # see versions.py
 
     @classmethod
@@ -219,19 +219,19 @@ class Tensor:
             return Tensor(np.asarray(other, self.dtype))
         return Tensor(other)
 
-    def __add__(self, o): return apply(ops.Add, self, self._lift(o))
-    def __radd__(self, o): return apply(ops.Add, self._lift(o), self)
-    def __sub__(self, o): return apply(ops.Sub, self, self._lift(o))
-    def __rsub__(self, o): return apply(ops.Sub, self._lift(o), self)
-    def __mul__(self, o): return apply(ops.Mul, self, self._lift(o))
-    def __rmul__(self, o): return apply(ops.Mul, self._lift(o), self)
-    def __truediv__(self, o): return apply(ops.Div, self, self._lift(o))
-    def __rtruediv__(self, o): return apply(ops.Div, self._lift(o), self)
-    def __pow__(self, o): return apply(ops.Pow, self, self._lift(o))
-    def __rpow__(self, o): return apply(ops.Pow, self._lift(o), self)
-    def __matmul__(self, o): return apply(ops.MatMul, self, self._lift(o))
-    def __rmatmul__(self, o): return apply(ops.MatMul, self._lift(o), self)
-    def __neg__(self): return apply(ops.Neg, self)
+    def __add__(self, o: Any) -> Tensor: return apply(ops.Add, self, self._lift(o))
+    def __radd__(self, o: Any) -> Tensor: return apply(ops.Add, self._lift(o), self)
+    def __sub__(self, o: Any) -> Tensor: return apply(ops.Sub, self, self._lift(o))
+    def __rsub__(self, o: Any) -> Tensor: return apply(ops.Sub, self._lift(o), self)
+    def __mul__(self, o: Any) -> Tensor: return apply(ops.Mul, self, self._lift(o))
+    def __rmul__(self, o: Any) -> Tensor: return apply(ops.Mul, self._lift(o), self)
+    def __truediv__(self, o: Any) -> Tensor: return apply(ops.Div, self, self._lift(o))
+    def __rtruediv__(self, o: Any) -> Tensor: return apply(ops.Div, self._lift(o), self)
+    def __pow__(self, o: Any) -> Tensor: return apply(ops.Pow, self, self._lift(o))
+    def __rpow__(self, o: Any) -> Tensor: return apply(ops.Pow, self._lift(o), self)
+    def __matmul__(self, o: Any) -> Tensor: return apply(ops.MatMul, self, self._lift(o))
+    def __rmatmul__(self, o: Any) -> Tensor: return apply(ops.MatMul, self._lift(o), self)
+    def __neg__(self) -> Tensor: return apply(ops.Neg, self)
     __hash__ = object.__hash__  # tensors hash by identity; == is elementwise, as torch
 
     # ---- comparisons: boolean tensors, no gradient (as torch) ------------------------------
@@ -247,12 +247,16 @@ class Tensor:
             raise ValueError(f"{ufunc.__name__}: shapes {self.shape} and {other.shape} do not "
                              f"broadcast") from None
 
-    def __eq__(self, o): return self._compare(o, np.equal)  # type: ignore[override]
-    def __ne__(self, o): return self._compare(o, np.not_equal)  # type: ignore[override]
-    def __lt__(self, o): return self._compare(o, np.less)
-    def __le__(self, o): return self._compare(o, np.less_equal)
-    def __gt__(self, o): return self._compare(o, np.greater)
-    def __ge__(self, o): return self._compare(o, np.greater_equal)
+    def __eq__(self, o: object) -> Tensor:  # type: ignore[override]  # elementwise, not a bool
+        return self._compare(o, np.equal)
+
+    def __ne__(self, o: object) -> Tensor:  # type: ignore[override]  # elementwise, not a bool
+        return self._compare(o, np.not_equal)
+
+    def __lt__(self, o: Any) -> Tensor: return self._compare(o, np.less)
+    def __le__(self, o: Any) -> Tensor: return self._compare(o, np.less_equal)
+    def __gt__(self, o: Any) -> Tensor: return self._compare(o, np.greater)
+    def __ge__(self, o: Any) -> Tensor: return self._compare(o, np.greater_equal)
 
     # ---- in-place operators -------------------------------------------------------------
     def _inplace(self, op_cls: type[Op], o: Any, ufunc: np.ufunc) -> Tensor:
@@ -282,10 +286,17 @@ class Tensor:
         versions.written(self)
         return self
 
-    def __iadd__(self, o): return self._inplace(ops.Add, o, np.add)
-    def __isub__(self, o): return self._inplace(ops.Sub, o, np.subtract)
-    def __imul__(self, o): return self._inplace(ops.Mul, o, np.multiply)
-    def __itruediv__(self, o): return self._inplace(ops.Div, o, np.true_divide)
+    def __iadd__(self, o: Any) -> Tensor:  # noqa: PYI034 (a new node while recording)
+        return self._inplace(ops.Add, o, np.add)
+
+    def __isub__(self, o: Any) -> Tensor:  # noqa: PYI034 (a new node while recording)
+        return self._inplace(ops.Sub, o, np.subtract)
+
+    def __imul__(self, o: Any) -> Tensor:  # noqa: PYI034 (a new node while recording)
+        return self._inplace(ops.Mul, o, np.multiply)
+
+    def __itruediv__(self, o: Any) -> Tensor:  # noqa: PYI034 (a new node while recording)
+        return self._inplace(ops.Div, o, np.true_divide)
 
     # ---- methods ------------------------------------------------------------------------
     def exp(self) -> Tensor: return apply(ops.Exp, self)
@@ -377,23 +388,26 @@ class Tensor:
 def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
     if op_cls.multi_output:
-        return apply_multi(op_cls, *inputs, **kwargs)  # several outputs: a list of tensors
+        # several outputs: a list of tensors (Tensor's methods call apply_multi directly)
+        return apply_multi(op_cls, *inputs, **kwargs)  # type: ignore[return-value]  # a list
     op = op_cls()
-    needs, arrays, nodes = [], [], []  # one loop, no comprehension frames: a hot path
+    needs: list[bool] = []  # one loop, no comprehension frames: a hot path
+    arrays: list[np.ndarray] = []
+    nodes: list[Any] = []
     for t in inputs:
         needs.append(t.requires_grad)
         arrays.append(t._data)
         nodes.append(t._op or t)  # the graph holds nodes, not tensors: see ops.Op
         if t._guard is not None and t._guard.copy is not None:  # handed out: see versions.py
             versions.on_record(t)
-    op.needs = needs = tuple(needs)
+    op.needs = flags = tuple(needs)
     try:
         data = op.forward(*arrays, **kwargs)
     except (ValueError, IndexError, TypeError) as err:
         raise _named(err, op_cls.name, inputs) from None
     out = Tensor.__new__(Tensor)
     out._data, out.grad, out._guard = data, None, None
-    if True in needs and _GRAD_ENABLED.get():
+    if True in flags and _GRAD_ENABLED.get():
         out.requires_grad, out._op = True, op
         op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(versions.SEQUENCE)
         op._shape, op._dtype = data.shape, data.dtype

@@ -199,10 +199,12 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
     history = History("loss" if val is None else "val_loss", checkpoint)
     n_batches = math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * n_batches, disable=not progress, unit="batch", dynamic_ncols=True)
-    was, shown, step = model.training, {}, 0  # shown: the last validation scores, on the bar
+    was, step = model.training, 0
+    shown: dict[str, Any] = {}  # the last validation scores (str), on the bar
     try:
         for epoch in range(epochs):
-            start, seen, sums = time.perf_counter(), 0, {}
+            start, seen = time.perf_counter(), 0
+            sums: dict[str, float] = {}
             model.train()
             bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
             for i, (xb, yb) in enumerate(batches(X, y, batch_size=batch_size, shuffle=shuffle,

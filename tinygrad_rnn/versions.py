@@ -18,7 +18,7 @@ The guard of a leaf sits on the Tensor; that of an op's output on its node (an O
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,6 +32,8 @@ class Guard:
     for an array handed out, the array and a copy of its values when last compared."""
 
     __slots__ = ("array", "copy", "gen", "leaf", "written")
+    array: np.ndarray | None  # both None until the array is first handed out
+    copy: np.ndarray | None
 
     def __init__(self, leaf: bool) -> None:
         self.written, self.array, self.copy, self.gen, self.leaf = 0, None, None, -1, leaf
@@ -73,7 +75,7 @@ def on_record(t: Any) -> None:
 def _compare(g: Guard) -> bool:
     """Stamp a write (and refresh the copy) if the handed-out array no longer holds the copy's
     values; True if it changed."""
-    a, c = g.array, g.copy
+    a, c = cast(np.ndarray, g.array), cast(np.ndarray, g.copy)  # set: called for a copy only
     same = a.shape == c.shape and a.dtype == c.dtype and np.array_equal(
         a, c, equal_nan=a.dtype.kind == "f")
     if not same:
@@ -82,7 +84,7 @@ def _compare(g: Guard) -> bool:
     return not same
 
 
-def check(parent: Any, child: Any, compared: set) -> None:
+def check(parent: Any, child: Any, compared: set[Any]) -> None:
     """Raise if `parent` (a guarded node) changed after `child` recorded it and `child` saved
     it for backward; an op's own output that changed at all raises (conservatively). `child`
     is None for the root of the backward."""

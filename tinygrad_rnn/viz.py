@@ -63,7 +63,7 @@ def _param_names(params: Any) -> dict[int, str]:
         raise TypeError(f"draw_graph: params must be {_PARAMS}, got {type(params).__name__}")
     else:
         pairs = list(params)
-    names = {}
+    names: dict[int, str] = {}
     for i, pair in enumerate(pairs):
         if isinstance(pair, (str, bytes)) or not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise TypeError(f"draw_graph: params must be {_PARAMS}; item {i} is "
@@ -112,22 +112,26 @@ def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict
     elided steps per (layer, direction): all but the first and last k. A leaf goes in the
     innermost cluster holding all its users (weights and inputs never inside a step)."""
     steps = {id(n): _step(n._scope) for n in order if n._op is not None}
-    gone: dict[tuple[str, ...], Any] = {}
-    for s in (s for s in steps.values() if s is not None and k is not None):
-        gone.setdefault(s[0], set()).add(s[1])
-    gone = {p: set(sorted(ts)[k:-k]) for p, ts in gone.items() if len(ts) > 2 * k}
-    dots, vid, where, users = {p: f"e{i}" for i, p in enumerate(gone)}, {}, {}, {}
+    gone: dict[tuple[str, ...], set[int]] = {}
+    if k is not None:  # else no step is elided
+        for above, t in (s for s in steps.values() if s is not None):
+            gone.setdefault(above, set()).add(t)
+        gone = {p: set(sorted(ts)[k:-k]) for p, ts in gone.items() if len(ts) > 2 * k}
+    dots = {p: f"e{i}" for i, p in enumerate(gone)}
+    vid: dict[int, str] = {}  # id(node) -> drawn id
+    where: dict[str, tuple[str, ...]] = {}  # drawn id -> scope
+    users: dict[int, list[str]] = {}  # id(node) -> drawn ids of its users
     for i, n in enumerate(order):
         s = steps.get(id(n))
         vid[id(n)] = dots[s[0]] if s is not None and s[1] in gone.get(s[0], ()) else f"n{i}"
-        where[vid[id(n)]] = s[0] if vid[id(n)][0] == "e" else n._scope
+        where[vid[id(n)]] = s[0] if s is not None and vid[id(n)][0] == "e" else n._scope
         for p in _inputs(n):
             users.setdefault(id(p), []).append(vid[id(n)])
     for n in (n for n in order if id(n) in users and n._op is None):
         if all(u[0] == "e" for u in users[id(n)]):
             del where[vid[id(n)]]  # only elided steps use it
             continue
-        scope = commonprefix([where[u] for u in users[id(n)]])
+        scope = tuple(commonprefix([where[u] for u in users[id(n)]]))
         s = _step(scope) if n.requires_grad or id(n) in names else None
         where[vid[id(n)]] = scope if s is None else s[0]
     return vid, where, gone
@@ -137,7 +141,8 @@ def _assemble(nodes: dict[tuple[str, ...], list]) -> graphviz.Digraph:
     """Nested clusters, steps in time order, each named after its labels (a valid DOT id)."""
     graph, taken = graphviz.Digraph("tinygrad_rnn", node_attr={"fontsize": "10"}), set()
     rank = {q[:k]: 0 for q in nodes for k in range(1, len(q) + 1)}
-    rank, subs = {q: i for i, q in enumerate(rank)}, {(): graph}
+    rank = {q: i for i, q in enumerate(rank)}
+    subs: dict[tuple[str, ...], graphviz.Digraph] = {(): graph}
     for path in sorted(rank, key=lambda q: [int(m.group(1)) if (m := _STEP.match(
             str(lab))) else rank[q[:i + 1]] for i, lab in enumerate(q)]):
         base = "cluster_" + "_".join(re.sub(r"\W+", "_", str(lab).replace("dir=", "").replace(
@@ -190,7 +195,7 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         raise TypeError(f"draw_graph: max_steps must be an int >= 1 or None, got {max_steps!r}")
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"draw_graph: max_steps must be >= 1 or None, got {max_steps}")
-    node = root._op or root  # the graph holds Op nodes and leaf tensors (see ops.Op)
+    node: Any = root._op or root  # the graph holds Op nodes and leaf tensors (see ops.Op)
     node = node.node if type(node) is Port else node
     if node._freed:
         raise RuntimeError(_FREED)

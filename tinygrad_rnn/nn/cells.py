@@ -14,7 +14,7 @@ variational dropout masks (nn/dropout_masks.py).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -91,8 +91,9 @@ class Cell(Module):
                 return len(self.state_names) > 1, None, ""
             widths = [self.hidden_size] * len(self.state_names)
             hint = f"batch {batch}, hidden_size {self.hidden_size}"
-            if getattr(self, "proj_size", 0):  # LSTM with a projection: h is (B, proj_size)
-                widths[0], hint = self.proj_size, hint + f", proj_size {self.proj_size}"
+            proj = getattr(self, "proj_size", 0)
+            if proj:  # LSTM with a projection: h is (B, proj_size)
+                widths[0], hint = proj, hint + f", proj_size {proj}"
             return len(widths) > 1, [(batch, w) for w in widths], hint
         cached = self.__dict__.get("_state_layout_cache")
         if cached is None or cached[0] != batch:
@@ -147,7 +148,7 @@ class Cell(Module):
         """Whatever `step` needs from the parameters, prepared once per sequence."""
         return None
 
-    def step(self, xp_t: Tensor, state: State, weights: Any) -> State:
+    def step(self, xp_t: Tensor, state: Any, weights: Any) -> State:  # subclasses narrow state
         """One step from a projected input `xp_t` (a row of `project_inputs`)."""
         return self.forward(xp_t, state)
 
@@ -209,7 +210,8 @@ class _TorchCell(DropoutMasks, Cell):
         """A Parameter replaced by one of another shape (or a bias by None) is named here,
         rather than failing as a matmul deep inside a step."""
         rows, size, width = self.gates * self.hidden_size, self.hidden_size, self.recurrent_width()
-        expected = {"weight_ih": (rows, self.input_size), "weight_hh": (rows, width)}
+        expected: dict[str, tuple[int, ...]] = {"weight_ih": (rows, self.input_size),
+                                                "weight_hh": (rows, width)}
         if self.bias:
             expected.update(bias_ih=(rows,), bias_hh=(rows,))
         if width != size:
@@ -233,7 +235,8 @@ class _TorchCell(DropoutMasks, Cell):
             x = self._mask_inputs(x)
         if not self.bias:
             return x @ self.weight_ih.T
-        bias = self.bias_ih + self.bias_hh if self.fold_hidden_bias else self.bias_ih
+        b_ih, b_hh = cast(Parameter, self.bias_ih), cast(Parameter, self.bias_hh)  # bias=True
+        bias = b_ih + b_hh if self.fold_hidden_bias else b_ih
         rows = x.reshape(math.prod(x.shape[:-1]), self.input_size)  # all steps: one GEMM
         return addmm(bias, rows, self.weight_ih.T).reshape(x.shape[:-1] + bias.shape)
 

@@ -9,7 +9,8 @@ come from the cell's `rng` (a numpy Generator), else from numpy's global RNG.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 
@@ -43,6 +44,9 @@ class DropoutMasks:
     _input_mask: np.ndarray | None = None  # (B, input_size)
     _recurrent_mask: np.ndarray | None = None  # (B, width of h)
     _time_axis = 1  # where the input mask broadcasts over time in a whole-sequence input
+    hidden_size: int  # what the mixin reads of its cell (annotations only, for the types)
+    training: bool
+    param_dtype: Callable[[], np.dtype]
 
     @property
     def rng(self) -> Any:
@@ -105,7 +109,7 @@ class DropoutMasks:
 
     def _mask_inputs(self, x: Tensor) -> Tensor:
         """x times the input mask, broadcast over the time axis of a whole sequence."""
-        m = self._input_mask
+        m = cast(np.ndarray, self._input_mask)  # set: called when an input mask is in use
         if x.ndim == 3:
             if x.shape[1 - self._time_axis] != m.shape[0]:
                 raise ValueError(f"{type(self).__name__}: the dropout mask was drawn for a "

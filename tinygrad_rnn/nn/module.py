@@ -67,6 +67,10 @@ def _kind_error(who: str, kind: str, name: str, value: Any) -> TypeError:
 class Module:
     """Base class: assign Parameters and sub-modules as attributes, define `forward`."""
 
+    _parameters: dict[str, Parameter | None]  # set in __init__, past __setattr__
+    _modules: dict[str, Module | None]
+    training: bool
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", {})
         object.__setattr__(self, "_modules", {})

@@ -6,7 +6,7 @@ torch's RNN / LSTM / GRU stacks live in stacks.py and are importable from here t
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, overload
 
 from tinygrad_rnn.nn.cells import Cell, State
 from tinygrad_rnn.nn.module import Module
@@ -21,6 +21,10 @@ __all__ = ["GRU", "LSTM", "RNN", "Bidirectional", "RNNBase", "Recurrent", "lengt
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
+@overload
+def _kept(state: Tensor) -> Tensor: ...
+@overload
+def _kept(state: tuple[Tensor, ...]) -> tuple[Tensor, ...]: ...
 def _kept(state: State) -> State:
     """A copy of `state` cut from the graph: what a stateful layer carries to its next call."""
     if isinstance(state, tuple):

@@ -30,6 +30,8 @@ class RNNBase(Module):
     `recurrent_dropout` (not in torch) gives every cell Keras' variational recurrent mask.
     """
 
+    _slots: dict[str, tuple[Cell, str]]  # set in __init__, past Module.__setattr__
+
     def __init__(self, make_cell: Callable[[int], Cell], input_size: int, hidden_size: int,
                  num_layers: int = 1, bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,

@@ -9,7 +9,7 @@ diagnostics parse these labels. A module that unrolls calls each of its `step_ob
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -77,8 +77,13 @@ def _check_observers(who: str, observers: Any) -> None:
                             f"callable obs(layer, direction, t, state)")
 
 
-def _keep(valid: np.ndarray, new: State, old: State) -> State:
-    """`new` where the sequence is still running (valid, (B,)), else `old` unchanged."""
+@overload
+def _keep(valid: np.ndarray, new: Tensor, old: Any) -> Tensor: ...
+@overload
+def _keep(valid: np.ndarray, new: tuple[Tensor, ...], old: Any) -> tuple[Tensor, ...]: ...
+def _keep(valid: np.ndarray, new: State, old: Any) -> State:
+    """`new` where the sequence is still running (valid, (B,)), else `old` unchanged (a state
+    of new's layout)."""
     if isinstance(new, tuple):
         return tuple(_keep(valid, n, o) for n, o in zip(new, old))
     return where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
@@ -100,7 +105,7 @@ def unroll(cell: Cell, x: Tensor, state: State, *, reverse: bool = False, time_a
     direction = "backward" if reverse else "forward"
     steps = x.shape[time_axis]
     fast = cell.uses_fast_path()
-    outputs: list[Tensor] = [None] * steps  # type: ignore[list-item]
+    outputs: list[Tensor] = [None] * steps  # type: ignore[list-item]  # each slot filled below
     with graph_scope(f"dir={direction}"), collector_paused():
         xp, weights = (cell.project_inputs(x), cell.hidden_weights()) if fast else (x, None)
         xs = xp.unbind(time_axis)  # one node; backward stacks the steps' gradients
