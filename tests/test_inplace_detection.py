@@ -212,3 +212,28 @@ def test_retain_graph_backward_twice_after_a_change_raises_the_second_time():
         w -= 0.5
     with pytest.raises(RuntimeError, match="matmul"):
         loss.backward()
+
+
+def test_library_swaps_leave_nothing_watched():
+    """gradcheck_module, load_state_dict and to() swap arrays themselves: no parameter is left
+    holding a watched copy, which would cost comparisons at every later step."""
+    from tinygrad_rnn import gradcheck_module
+    lin = Linear(2, 2)
+    x = Tensor(X)
+    assert gradcheck_module(lin, lambda: (lin(x) ** 2).sum())
+    lin.load_state_dict(lin.state_dict())
+    lin.to(np.float64)
+    for p in lin.parameters():
+        assert p._guard is None or p._guard.copy is None
+
+
+def test_an_array_replaced_by_the_library_stops_being_watched():
+    w = weight()
+    old = w.data  # handed out
+    with no_grad():
+        w.data = np.zeros((2, 2))
+    w._assign(np.ones((2, 2)))  # the library replaces it: `old` is no longer w's
+    loss = (Tensor(X) @ w).sum()
+    old[0, 0] = 5.0  # a write into an array w no longer holds
+    loss.backward()
+    np.testing.assert_allclose(w.grad, np.repeat(X.sum(0)[:, None], 2, axis=1))

@@ -86,7 +86,7 @@ def _checked(who: str, module: Any, x: Any, lengths: Any) -> tuple[np.ndarray, n
     first = module.forward_layer if isinstance(module, Bidirectional) else module
     layout = "(B, T, input_size)" if first.batch_first else "(T, B, input_size)"
     try:
-        arr = np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float64)
+        arr = np.asarray(x._data if isinstance(x, Tensor) else x, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{who}: x must be a numeric array or Tensor {layout}, got "
                         f"{type(x).__name__}") from err
@@ -106,7 +106,7 @@ def _float64(state: Any) -> Any:
     if isinstance(state, (tuple, list)):
         return type(state)(_float64(s) for s in state)
     if isinstance(state, Tensor) or (isinstance(state, np.ndarray) and state.dtype.kind == "f"):
-        return Tensor(np.asarray(state.data if isinstance(state, Tensor) else state, np.float64))
+        return Tensor(np.asarray(state._data if isinstance(state, Tensor) else state, np.float64))
     return state
 
 
@@ -160,7 +160,7 @@ def _repeat(obj: Any, n: int) -> Any:
     """Each batch row of a Tensor (or a tuple of them) repeated n times in place: (B*n, ...)."""
     if isinstance(obj, tuple):
         return tuple(_repeat(o, n) for o in obj)
-    return Tensor(np.repeat(obj.data, n, axis=0)) if isinstance(obj, Tensor) else obj
+    return Tensor(np.repeat(obj._data, n, axis=0)) if isinstance(obj, Tensor) else obj
 
 
 def _step_jacobian(who: str, step: _Step, valid: np.ndarray, out: np.ndarray) -> tuple:
@@ -169,7 +169,7 @@ def _step_jacobian(who: str, step: _Step, valid: np.ndarray, out: np.ndarray) ->
     is False (a padded step)."""
     parts = _parts(step.state)
     batch, size = out.shape[:2]
-    leaves = tuple(Tensor(np.repeat(p.data, size, axis=0), requires_grad=True) for p in parts)
+    leaves = tuple(Tensor(np.repeat(p._data, size, axis=0), requires_grad=True) for p in parts)
     state = leaves if isinstance(step.state, tuple) else leaves[0]
     new = step.fn(_repeat(step.inp, size), state, *step.rest)
     flat = [p.reshape(batch * size, -1) for p in _parts(new)]

@@ -245,7 +245,7 @@ def _snapshot(module: Any) -> tuple[list, list]:
     requires_grad, and every sub-module's attributes (training flag, registries, kept state)."""
     mods = [(m, dict(vars(m)), dict(m._parameters), dict(m._modules))
             for _, m in module.named_modules()]
-    return mods, [(p, p.data, p.grad, p.requires_grad) for _, p in module.named_parameters()]
+    return mods, [(p, p._data, p.grad, p.requires_grad) for _, p in module.named_parameters()]
 
 
 def _restore(snapshot: tuple[list, list]) -> None:
@@ -258,7 +258,8 @@ def _restore(snapshot: tuple[list, list]) -> None:
         m._modules.clear()
         m._modules.update(own_modules)
     for p, data, grad, requires_grad in params:
-        p.data, p.grad, p.requires_grad = data, grad, requires_grad
+        p._assign(data)  # the library's own swap: nothing handed out, nothing to watch
+        p.grad, p.requires_grad = grad, requires_grad
 
 
 def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e-6,
@@ -292,7 +293,8 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
     try:
         _tensor.set_default_dtype(np.float64)
         for _, p in params:
-            p.data, p.grad = p.data.astype(np.float64), None
+            p._assign(p._data.astype(np.float64))
+            p.grad = None
         first, seen = _first_loss(module, loss_fn, who)
 
         def value() -> float:
@@ -305,8 +307,8 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
         if all(p.grad is None for _, p in named):
             raise ValueError(f"{who}: loss_fn's loss does not depend on any trainable parameter "
                              f"of {kind}; compute it with the module")
-        records = [_compare(0, np.zeros_like(p.data) if p.grad is None else p.grad.copy(),
-                            numeric_grad(value, p.data, eps), atol, rtol, name)
+        records = [_compare(0, np.zeros_like(p._data) if p.grad is None else p.grad.copy(),
+                            numeric_grad(value, p._data, eps), atol, rtol, name)
                    for name, p in named]
         failures = [r for r in records if not r.ok]
         if failures:

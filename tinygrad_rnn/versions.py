@@ -59,8 +59,12 @@ def expose(t: Any) -> None:
 
 
 def written(t: Any) -> None:
-    """The library wrote into `t` (or replaced its array): ops recorded before now are stale."""
-    _guard(_holder(t)).written = next(SEQUENCE)
+    """The library wrote into `t` (or replaced its array): ops recorded before now are stale.
+    An array handed out before a replacement is no longer the tensor's: it stops being watched."""
+    g = _guard(_holder(t))
+    g.written = next(SEQUENCE)
+    if g.array is not None and g.array is not t._data:
+        g.array = g.copy = None
 
 
 def on_record(t: Any) -> None:
