@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from typing import Any, overload
 
+import numpy as np
+
 from tinygrad_rnn.nn.cells import Cell, State
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.stacks import GRU, LSTM, RNN, RNNBase
@@ -30,6 +32,26 @@ def _kept(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(_kept(s) for s in state)
     return Tensor(state._data)
+
+
+def _kept_batch(states: Any) -> int | None:
+    """The batch size of a kept state (its first part's first axis), None when unreadable."""
+    first = states[0] if isinstance(states, (tuple, list)) and states else states
+    shape: tuple[int, ...] = tuple(getattr(first, "shape", ()))
+    return shape[0] if shape else None
+
+
+def _own_stream(rng: Any) -> Any:
+    """A generator of `rng`'s kind whose draws are independent of rng's (the backward copy's
+    dropout masks), derived from it reproducibly and without drawing from it."""
+    if isinstance(rng, np.random.Generator):
+        try:
+            return rng.spawn(1)[0]
+        except (TypeError, ValueError):  # made without a SeedSequence
+            return np.random.default_rng(copy.deepcopy(rng).integers(1 << 63))
+    if isinstance(rng, np.random.RandomState):
+        return np.random.RandomState(copy.deepcopy(rng).randint(1 << 31))
+    return rng
 
 
 class Recurrent(Module):
@@ -65,6 +87,8 @@ class Recurrent(Module):
         """Forget the kept state (Keras): the next call starts afresh, with any batch size."""
         self.states = None
 
+    reset_state = reset_states  # Keras 3's name
+
     def forward(self, x: Any, initial_state: Any = None, lengths: Any = None,
                 mask: Any = None) -> Any:
         """Run the cell over x. `lengths` (B,) marks the real steps of a padded batch; `mask`
@@ -94,12 +118,12 @@ class Recurrent(Module):
         if initial_state is not None:
             state = self.cell.check_state(initial_state, batch, who, "initial_state")
         elif self.stateful and self.states is not None:
-            state = self.states
-            kept = self.cell.step_output(state).shape[0]
-            if kept != batch:
+            kept = _kept_batch(self.states)
+            if kept is not None and kept != batch:
                 raise ValueError(f"Recurrent: this stateful layer keeps the state of a batch of "
                                  f"{kept} sequences, got a batch of {batch}; call "
                                  f"reset_states() to start afresh with another batch size")
+            state = self.cell.check_state(self.states, batch, who, "states")  # if reassigned
         else:
             state = self.cell.initial_state(batch)
         outs, state = unroll(self.cell, x, state, reverse=self.reverse, time_axis=t_axis,
@@ -145,12 +169,37 @@ class Bidirectional(Module):
         for p, data in frozen:
             p._assign(data)
         backward.zero_grad()
+        rng = backward.cell.__dict__.get("_rng")  # a built-in cell's dropout generator
+        if isinstance(rng, (np.random.Generator, np.random.RandomState)):
+            object.__setattr__(backward.cell, "_rng", _own_stream(rng))  # masks of its own
         self.forward_layer, self.backward_layer, self.merge_mode = layer, backward, merge_mode
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the directions carry their state between calls (the layer's flag)."""
+        return self.forward_layer.stateful
+
+    @property
+    def return_sequences(self) -> bool:
+        return self.forward_layer.return_sequences
+
+    @property
+    def return_state(self) -> bool:
+        return self.forward_layer.return_state
+
+    @property
+    def states(self) -> tuple[State, State] | None:
+        """(forward kept state, backward kept state) of a stateful layer, None before its
+        first call or after reset_states() (Keras' Bidirectional.states)."""
+        fwd, bwd = self.forward_layer.states, self.backward_layer.states
+        return None if fwd is None or bwd is None else (fwd, bwd)
 
     def reset_states(self) -> None:
         """Forget the kept states of both directions (see Recurrent's `stateful`)."""
         self.forward_layer.reset_states()
         self.backward_layer.reset_states()
+
+    reset_state = reset_states  # Keras 3's name
 
     def forward(self, x: Any, initial_state: Any = None, lengths: Any = None,
                 mask: Any = None) -> Any:
