@@ -274,3 +274,12 @@ def test_gradcheck_holds_with_the_masks_fixed_by_the_seed():
         cell.rng = np.random.default_rng(4)
         return (layer(_x()) ** 2).sum()
     assert tg.gradcheck_module(layer, loss)
+
+
+def test_a_bidirectional_copy_of_a_randomstate_cell_gets_its_own_randomstate():
+    cell = nn.GRUCell(3, 4, dropout=0.5, rng=np.random.RandomState(0))
+    bi = nn.Bidirectional(nn.Recurrent(cell))
+    copy_rng = bi.backward_layer.cell.rng
+    assert isinstance(copy_rng, np.random.RandomState) and copy_rng is not cell.rng
+    bi(_x(batch=6).astype(np.float32))
+    assert not np.array_equal(cell.dropout_mask, bi.backward_layer.cell.dropout_mask)

@@ -352,3 +352,45 @@ def _stateful_parts(layer) -> list[tg.Tensor]:
     if isinstance(layer, Bidirectional):
         return [layer.forward_layer.states, layer.backward_layer.states]
     return [layer.states] if isinstance(layer, Recurrent) else []
+
+
+# ---- compute_mask: passing a mask on (Keras' RNN.compute_mask) ---------------------------------
+@pytest.mark.parametrize("return_sequences, return_state", [(True, False), (False, False),
+                                                            (True, True), (False, True)])
+def test_recurrent_compute_mask_passes_the_mask_on_only_with_sequences(return_sequences,
+                                                                      return_state):
+    layer = Recurrent(GRUCell(3, 4), return_sequences=return_sequences,
+                      return_state=return_state)
+    mask = np.array(PATTERNS["holes"], bool)
+    out = mask if return_sequences else None
+    got = layer.compute_mask(_x(), mask)
+    if return_state:
+        assert got[0] is out and got[1] is None
+    else:
+        assert got is out
+    assert layer.compute_mask(_x(), None) in (None, (None, None))
+
+
+@pytest.mark.parametrize("merge", ["concat", None])
+def test_bidirectional_compute_mask_follows_keras(merge):
+    mask = np.array(PATTERNS["holes"], bool)
+    seqs = Bidirectional(Recurrent(GRUCell(3, 4), return_sequences=True), merge)
+    got = seqs.compute_mask(_x(), mask)
+    if merge is None:
+        assert isinstance(got, list) and len(got) == 2 and got[0] is mask and got[1] is mask
+    else:
+        assert got is mask
+    last = Bidirectional(Recurrent(GRUCell(3, 4), return_state=True), merge)
+    got, states = last.compute_mask(_x(), mask)
+    assert (got == [None, None] if merge is None else got is None) and states == (None, None)
+
+
+def test_a_masked_two_layer_stack_built_with_compute_mask_equals_the_kept_steps():
+    np.random.seed(0)
+    l1 = Recurrent(LSTMCell(3, 4).to(np.float64), return_sequences=True)
+    l2 = Recurrent(GRUCell(4, 5).to(np.float64))
+    x, mask = _x(), np.array(PATTERNS["holes"], bool)
+    out = l2(l1(x, mask=mask), mask=l1.compute_mask(x, mask))
+    for i, keep in enumerate(mask):
+        alone = l2(l1(x[i:i + 1, keep]))
+        np.testing.assert_allclose(out.data[i], alone.data[0], atol=1e-12)

@@ -135,6 +135,15 @@ class Recurrent(Module):
             state)
         return (output, state) if self.return_state else output
 
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The mask for what this layer returns (Keras): `mask` for a sequence output, None
+        for the last output; with return_state, (output mask, None for the state).
+
+        So a masked stack reads `y = l2(l1(x, mask=m), mask=l1.compute_mask(x, m))`.
+        """
+        out = mask if self.return_sequences else None
+        return (out, None) if self.return_state else out
+
     def extra_repr(self) -> str:
         flags = ("return_sequences", "return_state", "reverse", "stateful")
         on = [f"{f}=True" for f in flags if getattr(self, f)]
@@ -236,6 +245,14 @@ class Bidirectional(Module):
         else:
             out = (fwd + bwd) * 0.5
         return (out, (f_state, b_state)) if self.forward_layer.return_state else out
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """Keras: the mask of the merged output (a pair for merge_mode=None) when it is a
+        sequence, else None; with return_state, (output mask, (None, None))."""
+        out = mask if self.return_sequences else None
+        if self.merge_mode is None:
+            out = [out, out]
+        return (out, (None, None)) if self.return_state else out
 
     def extra_repr(self) -> str:
         return f"merge_mode={self.merge_mode!r}"
