@@ -283,3 +283,52 @@ def test_a_bidirectional_copy_of_a_randomstate_cell_gets_its_own_randomstate():
     assert isinstance(copy_rng, np.random.RandomState) and copy_rng is not cell.rng
     bi(_x(batch=6).astype(np.float32))
     assert not np.array_equal(cell.dropout_mask, bi.backward_layer.cell.dropout_mask)
+
+
+# ---- Keras' per-call `training` ---------------------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_training_false_for_one_call_is_the_cell_without_dropout_and_the_mode_comes_back(kind):
+    cell = _cell(kind)
+    plain = CELLS[kind](3, 4).to(np.float64)
+    plain.load_state_dict(cell.state_dict())
+    layer = nn.Recurrent(cell, return_sequences=True)
+    np.testing.assert_array_equal(layer(_x(), training=False).data,
+                                  nn.Recurrent(plain, return_sequences=True)(_x()).data)
+    assert layer.training and cell.training  # the module's own mode is back
+    assert not np.allclose(layer(_x()).data, layer(_x(), training=False).data)
+
+
+def test_training_true_for_one_call_of_an_eval_layer_draws_the_masks():
+    cell = _cell("lstm")
+    layer = nn.Recurrent(cell)
+    layer.eval()
+    on = layer(_x(), training=True).data
+    assert cell.dropout_mask is not None and not cell.training
+    assert not np.allclose(on, layer(_x()).data)
+
+
+def test_bidirectional_passes_training_to_both_directions():
+    np.random.seed(0)
+    cell = nn.GRUCell(3, 4, dropout=0.5, recurrent_dropout=0.5, rng=np.random.default_rng(0))
+    bi = nn.Bidirectional(nn.Recurrent(cell))
+    bi.eval()
+    bi(_x().astype(np.float32), training=True)
+    assert bi.forward_layer.cell.dropout_mask is not None
+    assert bi.backward_layer.cell.dropout_mask is not None
+    assert not bi.forward_layer.cell.training and not bi.backward_layer.cell.training
+
+
+@pytest.mark.parametrize("who, make", [
+    ("Recurrent", lambda: nn.Recurrent(nn.GRUCell(3, 4), stateful=True)),
+    ("Bidirectional", lambda: nn.Bidirectional(nn.Recurrent(nn.GRUCell(3, 4), stateful=True)))])
+@pytest.mark.parametrize("bad", [1, "yes", 0.0])
+def test_a_bad_training_flag_is_refused_before_anything_changes(who, make, bad):
+    layer = make()
+    x = _x().astype(np.float32)
+    layer(x)
+    kept = [s.data.copy() for s in (layer.states if who == "Bidirectional" else [layer.states])]
+    with pytest.raises(TypeError, match=rf"{who}: training must be a bool, got"):
+        layer(x, training=bad)
+    now = layer.states if who == "Bidirectional" else [layer.states]
+    for s, k in zip(now, kept):
+        np.testing.assert_array_equal(s.data, k)

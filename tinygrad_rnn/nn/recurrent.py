@@ -6,6 +6,8 @@ torch's RNN / LSTM / GRU stacks live in stacks.py and are importable from here t
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, overload
 
 import numpy as np
@@ -32,6 +34,22 @@ def _kept(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(_kept(s) for s in state)
     return Tensor(state._data)
+
+
+@contextmanager
+def _mode(module: Module, training: bool | None) -> Iterator[None]:
+    """Keras' per-call `training`: module and its sub-modules in that mode for one call, then
+    back to the modes they had; None leaves them as they are."""
+    if training is None:
+        yield
+        return
+    saved = [(m, m.training) for _, m in module.named_modules()]
+    module.train(training)
+    try:
+        yield
+    finally:
+        for m, mode in saved:
+            object.__setattr__(m, "training", mode)
 
 
 def _kept_batch(states: Any) -> int | None:
@@ -90,13 +108,16 @@ class Recurrent(Module):
     reset_state = reset_states  # Keras 3's name
 
     def forward(self, x: Any, initial_state: Any = None, lengths: Any = None,
-                mask: Any = None) -> Any:
+                mask: Any = None, training: bool | None = None) -> Any:
         """Run the cell over x. `lengths` (B,) marks the real steps of a padded batch; `mask`
         (B, T) bool (Keras, batch first in either layout) any pattern of steps to run: at a
-        False step the state is carried unchanged and the output is zero.
+        False step the state is carried unchanged and the output is zero. `training`
+        (Keras) sets the cell's mode for this call only; None keeps the module's mode.
 
         A batch of 0 sequences gives empty outputs (as torch); 0 time steps is an error.
         """
+        if training is not None:
+            training = check_bool("Recurrent", "training", training)
         if isinstance(x, PackedSequence):
             raise TypeError("Recurrent: input is a PackedSequence, which only the RNN/LSTM/GRU "
                             "stacks take; pass the padded batch with lengths= or mask=")
@@ -126,8 +147,9 @@ class Recurrent(Module):
             state = self.cell.check_state(self.states, batch, who, "states")  # if reassigned
         else:
             state = self.cell.initial_state(batch)
-        outs, state = unroll(self.cell, x, state, reverse=self.reverse, time_axis=t_axis,
-                             mask=mask, observers=self.step_observers)
+        with _mode(self.cell, training):
+            outs, state = unroll(self.cell, x, state, reverse=self.reverse, time_axis=t_axis,
+                                 mask=mask, observers=self.step_observers)
         if self.stateful:
             self.states = _kept(state)
         # 'last' is the final state's output: the true last step, or position 0 when reversed
@@ -211,9 +233,11 @@ class Bidirectional(Module):
     reset_state = reset_states  # Keras 3's name
 
     def forward(self, x: Any, initial_state: Any = None, lengths: Any = None,
-                mask: Any = None) -> Any:
-        """Both directions over x (the same `lengths` or `mask`), merged position by position.
-        A failed call leaves both directions' kept states as they were."""
+                mask: Any = None, training: bool | None = None) -> Any:
+        """Both directions over x (the same `lengths`, `mask` and `training`), merged position
+        by position. A failed call leaves both directions' kept states as they were."""
+        if training is not None:
+            training = check_bool("Bidirectional", "training", training)
         if initial_state is None:
             f_init = b_init = None
         elif not isinstance(initial_state, (tuple, list)) or len(initial_state) != 2:
@@ -226,8 +250,8 @@ class Bidirectional(Module):
             f_init, b_init = initial_state
         kept = self.forward_layer.states, self.backward_layer.states
         try:
-            fwd = self.forward_layer(x, f_init, lengths, mask)
-            bwd = self.backward_layer(x, b_init, lengths, mask)
+            fwd = self.forward_layer(x, f_init, lengths, mask, training)
+            bwd = self.backward_layer(x, b_init, lengths, mask, training)
         except Exception:
             self.forward_layer.states, self.backward_layer.states = kept
             raise
