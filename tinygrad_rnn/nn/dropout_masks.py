@@ -68,8 +68,13 @@ class DropoutMasks:
         return None if self._recurrent_mask is None else self._recurrent_mask.copy()
 
     def reset_dropout_mask(self) -> None:
-        """Forget the masks (Keras' name); the next sequence or direct call draws new ones."""
+        """Forget both masks; the next sequence or direct call draws new ones. (Keras' method
+        of this name forgets the input mask only; ours forgets the recurrent one too.)"""
         object.__setattr__(self, "_input_mask", None)
+        object.__setattr__(self, "_recurrent_mask", None)
+
+    def reset_recurrent_dropout_mask(self) -> None:
+        """Forget the recurrent mask only (Keras); the input mask is kept."""
         object.__setattr__(self, "_recurrent_mask", None)
 
     def recurrent_width(self) -> int:
@@ -98,14 +103,20 @@ class DropoutMasks:
                 self.param_dtype()))
 
     def _step_masks(self, x_t: Tensor) -> None:
-        """Before a direct step (B, I): keep the masks of this batch (Keras reuses them until
-        reset), draw them if there are none, drop them in eval mode."""
-        def fits(mask: np.ndarray | None, rate: float, dtype: np.dtype) -> bool:
-            return not rate or (mask is not None and mask.shape[0] == x_t.shape[0]
-                                and mask.dtype == dtype)
-        if not (self.training and fits(self._input_mask, self.dropout, x_t.dtype)
-                and fits(self._recurrent_mask, self.recurrent_dropout, self.param_dtype())):
-            self.begin_sequence(x_t, 1)
+        """Before a direct step (B, I): keep each mask that fits this batch (Keras reuses them
+        until reset), draw the one that is missing or stale, drop both in eval mode."""
+        if not self.training:
+            self.reset_dropout_mask()
+            return
+        batch, draw = x_t.shape[0], np.random if self.rng is None else self.rng
+        wanted = (("_input_mask", self.dropout, x_t.shape[-1], x_t.dtype),
+                  ("_recurrent_mask", self.recurrent_dropout, self.recurrent_width(),
+                   self.param_dtype()))
+        for slot, rate, width, dtype in wanted:
+            mask = getattr(self, slot)
+            if rate and (mask is None or mask.shape != (batch, width) or mask.dtype != dtype):
+                object.__setattr__(self, slot, _mask(draw, (batch, width), rate, dtype))
+        object.__setattr__(self, "_time_axis", 1)
 
     def _mask_inputs(self, x: Tensor) -> Tensor:
         """x times the input mask, broadcast over the time axis of a whole sequence."""

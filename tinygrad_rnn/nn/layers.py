@@ -127,10 +127,12 @@ class Embedding(Module):
     def forward(self, indices: Any) -> Tensor:
         return F.embedding(indices, self.weight, self.padding_idx)
 
-    def compute_mask(self, indices: Any) -> Tensor | None:
+    def compute_mask(self, indices: Any, mask: Any = None) -> Tensor | None:
         """Keras: `indices != 0` as a bool Tensor (*) when mask_zero, else None (no mask).
 
         Index 0 then means "no token here": pass the result as a recurrent layer's `mask`.
+        `mask` is the incoming mask of Keras' signature; an Embedding starts a mask, so it is
+        not read (as Keras). Indices must be integers (as the forward pass), of any shape.
         """
         if not self.mask_zero:
             return None
