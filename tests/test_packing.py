@@ -11,6 +11,7 @@ from tinygrad_rnn.nn import GRU, LSTM, RNN, Embedding, GRUCell, Recurrent
 from tinygrad_rnn.nn.utils.rnn import (
     PackedSequence,
     PackingError,
+    PackingTypeError,
     pack_padded_sequence,
     pack_sequence,
     pad_packed_sequence,
@@ -150,20 +151,33 @@ def test_embedding_on_packed_ids_then_a_stack():
 # ---- refused ------------------------------------------------------------------------------
 PACK_ERRORS = [
     (lambda: pack_padded_sequence(_x(4, 3, 2), [2, 3, 1]), PackingError,
-     (r"pack_padded_sequence: lengths must be sorted in decreasing order when enforce_sorted "
-     r"is True, got \[2, 3, 1\]")),
+     (r"pack_padded_sequence: `lengths` array must be sorted in decreasing order when "
+      r"`enforce_sorted` is True, got \[2, 3, 1\]\. You can pass `enforce_sorted=False`")),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3, 2, 0]), PackingError,
-     r"pack_padded_sequence: lengths must be in \[1, T=4\].*got \[0\]"),
+     (r"pack_padded_sequence: Length of all samples has to be greater than 0, but found an "
+      r"element in 'lengths' that is <= 0: got \[0\] \(lengths must be in \[1, T=4\]\)")),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [5, 2, 1], enforce_sorted=False), PackingError,
      r"lengths must be in \[1, T=4\] \(the input's time axis\), got \[5\]"),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3, 2]), PackingError,
-     r"pack_padded_sequence: expected len\(lengths\) to be the batch size 3, got 2"),
+     (r"pack_padded_sequence: Expected `len\(lengths\)` to be equal to batch_size, but got 2 "
+      r"\(batch_size=3\)")),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [[3, 2, 1]]), PackingError,
-     r"pack_padded_sequence: lengths must be 1-D, got shape \(1, 3\)"),
-    (lambda: pack_padded_sequence(_x(4, 3, 2), [3.0, 2.0, 1.0]), TypeError,
-     r"pack_padded_sequence: lengths must hold integers, got dtype float64"),
+     (r"pack_padded_sequence: 'lengths' argument should be a 1D tensor or list of integers, "
+      r"got shape \(1, 3\)")),
+    (lambda: pack_padded_sequence(_x(4, 1, 2), 3), PackingError,
+     r"pack_padded_sequence: 'lengths' argument should be a 1D .* got shape \(\)"),
+    (lambda: pack_padded_sequence(_x(4, 3, 2), [3.0, 2.5, 1.0]), TypeError,
+     r"pack_padded_sequence: lengths must hold integers, got dtype float64 holding 2.5"),
+    (lambda: pack_padded_sequence(_x(4, 3, 2), [True, True, False]), TypeError,
+     r"pack_padded_sequence: lengths must hold integers, got dtype bool"),
     (lambda: pack_padded_sequence(_x(4, 0, 2), []), PackingError,
+     r"pack_padded_sequence: cannot pack empty tensors: input has shape \(4, 0, 2\)"),
+    (lambda: pack_padded_sequence(_x(0, 2, 2), [1, 1]), PackingError,
+     r"pack_padded_sequence: cannot pack empty tensors: input has shape \(0, 2, 2\)"),
+    (lambda: pack_padded_sequence(_x(3, 2, 0), [3, 1]), PackingError,
      r"pack_padded_sequence: cannot pack empty tensors"),
+    (lambda: pack_padded_sequence(_x(0, 1, 4), _x(2, 2), True), PackingError,
+     r"pack_padded_sequence: cannot pack empty tensors"),  # checked before the lengths
     (lambda: pack_padded_sequence(_x(4), [4]), ValueError,
      r"pack_padded_sequence: input must be at least 2-D \(T, B, \*\), got shape \(4,\)"),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3, 2, 1], batch_first=1), TypeError,
@@ -175,8 +189,12 @@ PACK_ERRORS = [
     (lambda: pad_packed_sequence(tg.Tensor(_x(4, 3, 2))), TypeError,
      r"pad_packed_sequence: sequence must be a PackedSequence, got Tensor"),
     (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=2), ValueError,
-     (r"pad_packed_sequence: total_length must be at least the length of the longest sequence, "
-     r"4, got 2")),
+     (r"pad_packed_sequence: Expected total_length to be at least the length of the longest "
+      r"sequence in input, but got total_length=2 and max sequence length being 4")),
+    (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=-1), ValueError,
+     r"pad_packed_sequence: Expected total_length to be at least .* total_length=-1"),
+    (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=True), TypeError,
+     r"pad_packed_sequence: total_length must be an int, got bool"),
     (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=6.0), TypeError,
      r"pad_packed_sequence: total_length must be an int, got float"),
     (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), padding_value="x"), TypeError,
@@ -185,13 +203,15 @@ PACK_ERRORS = [
     (lambda: pad_sequence([_x(3, 2), _x(1, 3)]), PackingError,
      (r"pad_sequence: every sequence must be \(L, \*\) with the trailing shape \(2,\) of "
      r"sequences\[0\], got sequences\[1\] of shape \(1, 3\)")),
-    (lambda: pad_sequence([_x(3, 2)], padding_side="top"), ValueError,
+    (lambda: pad_sequence([_x(3, 2)], padding_side="top"), PackingError,
      r"pad_sequence: padding_side must be 'right' or 'left', got 'top'"),
-    (lambda: pad_sequence(5), TypeError, r"pad_sequence: sequences must be a list of tensors"),
+    (lambda: pad_sequence(5), PackingTypeError,
+     (r"pad_sequence: sequences must be a list of tensors, got int \(Expected iterable for "
+      r"input sequences, but got arg of type: int\)")),
     (lambda: pack_sequence([_x(1, 2), _x(3, 2)]), PackingError,
-     r"pack_sequence: lengths must be sorted in decreasing order"),
+     r"pack_sequence: `lengths` array must be sorted in decreasing order"),
     (lambda: pack_sequence([_x(0, 2), _x(3, 2)], enforce_sorted=False), PackingError,
-     r"pack_sequence: lengths must be in \[1, T=3\].*got \[0\]"),
+     r"pack_sequence: Length of all samples has to be greater than 0.*got \[0\]"),
     (lambda: PackedSequence(_x(5, 2), [3, 3]), ValueError,
      (r"PackedSequence: batch_sizes must be positive and non-increasing and add up to data's "
      r"first dimension, got \[3, 3\] for data of shape \(5, 2\)")),
