@@ -550,3 +550,29 @@ def test_weight_tying_by_assignment_as_torch(mode):
     t_out, t_h = theirs(torch.tensor(x))
     _close(out, t_out)
     _close(h, t_h)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_packed_unsorted_input_with_hx_gives_torchs_hx_gradient(mode, batch_first):
+    """hx comes in the caller's batch order, h_n goes back in it, and the gradient reaching
+    hx is torch's: the permutation is applied on the way in and undone on the way out."""
+    ours, theirs = _pair(mode, 3, 4, 2, bidirectional=True, batch_first=batch_first)
+    lengths = [2, 5, 1, 5, 3]
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 5, 3))
+    parts = [rng.standard_normal((4, 5, 4)) for _ in range(2 if mode == "LSTM" else 1)]
+    ins = [tg.Tensor(a, requires_grad=True) for a in (x, *parts)]
+    t_ins = [torch.tensor(a, requires_grad=True) for a in (x, *parts)]
+    hx = tuple(ins[1:]) if mode == "LSTM" else ins[1]
+    t_hx = tuple(t_ins[1:]) if mode == "LSTM" else t_ins[1]
+    out, h = ours(rnn.pack_padded_sequence(ins[0], lengths, batch_first, False), hx)
+    t_out, t_h = theirs(TR.pack_padded_sequence(t_ins[0], lengths, batch_first, False), t_hx)
+    _close(out.data, t_out.data)
+    _close(h, t_h)
+    weights = [rng.standard_normal(tuple(r.shape)) for r in [t_out.data, *_flat(t_h)]]
+    sum((r * w).sum() for r, w in zip([out.data, *_flat(h)], weights)).backward()
+    sum((r * torch.tensor(w)).sum() for r, w in zip([t_out.data, *_flat(t_h)], weights)
+        ).backward()
+    for a, b in zip(ins, t_ins):
+        np.testing.assert_allclose(a.grad, b.grad.numpy(), **TOL)
