@@ -12,10 +12,13 @@ from tinygrad_rnn.nn.utils.rnn import (
     PackedSequence,
     PackingError,
     PackingTypeError,
+    invert_permutation,
     pack_padded_sequence,
     pack_sequence,
     pad_packed_sequence,
     pad_sequence,
+    unpack_sequence,
+    unpad_sequence,
 )
 
 LENGTHS = [2, 4, 1, 4]  # unsorted, with a tie
@@ -94,6 +97,48 @@ def test_pad_sequence_and_pack_sequence():
     np.testing.assert_array_equal(padded.data[1], seqs[1])
     rows = pad_sequence(tg.Tensor(_x(3, 2)))  # a tensor stands for the list of its rows
     assert rows.shape == (2, 3)
+
+
+def test_unpad_and_unpack_undo_pad_and_pack():
+    seqs = [_x(2, 3), _x(4, 3, seed=1), _x(1, 3, seed=2)]
+    for batch_first in (False, True):
+        back = unpad_sequence(pad_sequence(seqs, batch_first), [2, 4, 1], batch_first)
+        assert all(np.array_equal(b.data, s) for b, s in zip(back, seqs))
+    unpacked = unpack_sequence(pack_sequence(seqs, enforce_sorted=False))
+    assert all(np.array_equal(u.data, s) for u, s in zip(unpacked, seqs))
+    np.testing.assert_array_equal(invert_permutation(np.array([2, 0, 1])).data, [1, 2, 0])
+    assert invert_permutation(None) is None
+
+
+def test_unpad_sequence_gradient():
+    x = tg.Tensor(_x(4, 3, 2), requires_grad=True)
+    w = [_x(n, 2, seed=5 + n) for n in (4, 1, 3)]
+    assert tg.gradcheck(lambda x: sum((p * wi).sum() for p, wi in zip(
+        unpad_sequence(x, [4, 1, 3]), w)), [x])
+
+
+def test_packed_sequence_forms_and_casts():
+    ps = PackedSequence((_x(3, 2), [2, 1]))  # torch's (data, batch_sizes) pair
+    np.testing.assert_array_equal(ps.batch_sizes.data, [2, 1])
+    ps = PackedSequence(_x(3, 2), np.array([2.0, 1.0]), [1, 0])  # whole floats pass
+    np.testing.assert_array_equal(ps.unsorted_indices.data, [1, 0])
+    assert ps.to(np.float64) is ps and ps.cpu() is ps and ps.to("cpu") is ps
+    assert not ps.is_cuda and not ps.is_pinned()
+    as32 = ps.float()
+    assert as32.data.dtype == np.float32 and as32.sorted_indices is ps.sorted_indices
+    np.testing.assert_array_equal(ps.long().data.data, ps.data.data.astype(np.int64))
+    assert {c: getattr(ps, c)().data.dtype for c in ("half", "int", "short", "char", "byte")} \
+        == {"half": np.float16, "int": np.int32, "short": np.int16, "char": np.int8,
+            "byte": np.uint8}
+
+
+def test_a_widening_cast_is_differentiable():
+    x = tg.Tensor(_x(3, 2, 2).astype(np.float32), requires_grad=True)
+    ps = pack_padded_sequence(x, [3, 1]).double()
+    (ps.data * ps.data).sum().backward()
+    expected = 2 * x.data
+    expected[1:, 1] = 0.0
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-6)
 
 
 def test_pad_sequence_gradient():
@@ -222,6 +267,38 @@ PACK_ERRORS = [
      r"PackedSequence: unsorted_indices must be the inverse permutation"),
     (lambda: PackedSequence(_x(5, 2), [3, 2], None, [1, 0, 2]), ValueError,
      r"PackedSequence: unsorted_indices given without sorted_indices"),
+    (lambda: PackedSequence(_x(5, 2)), TypeError,
+     (r"PackedSequence: without batch_sizes, data must be a pair \(data, batch_sizes\), got "
+     r"ndarray")),
+    (lambda: PackedSequence(_x(3, 2), [2.5, 0.5]), TypeError,
+     r"PackedSequence: batch_sizes must hold integers, got dtype float64 holding 2.5"),
+    (lambda: pack_sequence([_x(3, 2)]).to("cuda"), RuntimeError,
+     (r"PackedSequence.to: tinygrad_rnn computes on the CPU only, so device must be 'cpu', got "
+     r"'cuda'")),
+    (lambda: pack_sequence([_x(3, 2)]).cuda(), RuntimeError, r"PackedSequence.cuda: "),
+    (lambda: pack_sequence([_x(3, 2)]).to(np.float64, device="cpu", sideways=True), TypeError,
+     r"PackedSequence.to: unexpected keyword argument\(s\) \['sideways'\]"),
+    (lambda: pack_sequence([_x(3, 2)]).to("no such dtype"), TypeError,
+     r"PackedSequence.to: dtype must be a numpy dtype, its name or a torch dtype"),
+    (lambda: pack_sequence([tg.Tensor(_x(3, 2), requires_grad=True)]).float(), RuntimeError,
+     r"PackedSequence.to: data requires grad and float64 -> float32 narrows it"),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, 1]), ValueError,
+     (r"unpad_sequence: expected one length per sequence, 3 \(the batch axis of "
+     r"padded_sequences\), got 2")),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, 5, 1]), ValueError,
+     r"unpad_sequence: lengths must be in \[0, T=4\], got \[4, 5, 1\]"),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, -1, 1]), ValueError,
+     r"unpad_sequence: lengths must be in \[0, T=4\], got \[4, -1, 1\]"),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, 1, 1], batch_first=True), ValueError,
+     r"unpad_sequence: expected one length per sequence, 4"),
+    (lambda: unpad_sequence(_x(4), [4]), ValueError,
+     r"unpad_sequence: padded_sequences must be at least 2-D \(T, B, \*\), got shape \(4,\)"),
+    (lambda: unpad_sequence(_x(4, 1), [2], batch_first=None), TypeError,
+     r"unpad_sequence: batch_first must be a bool"),
+    (lambda: unpack_sequence([_x(3, 2)]), TypeError,
+     r"unpack_sequence: packed_sequences must be a PackedSequence, got list"),
+    (lambda: invert_permutation([0, 0, 2]), ValueError,
+     r"invert_permutation: permutation must hold each of 0..2 once, got \[0, 0, 2\]"),
 ]
 
 
@@ -241,9 +318,19 @@ def test_packing_errors_are_value_and_runtime_errors():
 def test_stack_refuses_a_packed_sequence_of_another_width_and_extra_lengths():
     lstm = LSTM(3, 4)
     wide = pack_sequence([_x(3, 5), _x(2, 5)])
-    with pytest.raises(ValueError, match=r"LSTM: a PackedSequence input needs data of shape "
-                                         r"\(N, input_size=3\), got \(5, 5\)"):
-        lstm(wide)
+    for error in (ValueError, RuntimeError):  # StackShapeError: ours, and torch's type
+        with pytest.raises(error, match=r"LSTM: a PackedSequence input needs data of shape "
+                                        r"\(N, input_size=3\), got \(5, 5\) \(input\.size\(-1\) "
+                                        r"must be equal to input_size\. Expected 3, got 5\)"):
+            lstm(wide)
+    for error in (ValueError, RuntimeError):
+        with pytest.raises(error, match=r"LSTM: expected hx of shape \(1, 2, 4\) .* for h_0, got "
+                                        r"\(1, 3, 4\) \(Expected hidden\[0\] size \(1, 2, 4\), "
+                                        r"got \[1, 3, 4\]\)"):
+            lstm(pack_sequence([_x(3, 3), _x(2, 3)]), (np.zeros((1, 3, 4)), np.zeros((1, 2, 4))))
+    assert [[w.shape for w in ws] for ws in lstm.all_weights] == [
+        [(16, 3), (16, 4), (16,), (16,)]]
+    assert all(p.grad is None for p in lstm.parameters())  # the failed calls changed nothing
     ps = pack_sequence([_x(3, 3), _x(2, 3)])
     with pytest.raises(ValueError, match=r"LSTM: a PackedSequence carries its own lengths"):
         lstm(ps, lengths=[3, 2])
