@@ -147,7 +147,7 @@ REFUSED = [
     ("total_length below the longest",
      lambda: rnn.pad_packed_sequence(rnn.pack_sequence([_x(4, 2)]), total_length=2),
      lambda: TR.pad_packed_sequence(TR.pack_sequence([torch.zeros(4, 2)]), total_length=2),
-     ValueError, r"Expected total_length to be at least the length of the longest sequence in input"),
+     ValueError, r"Expected total_length to be at least the length of the longest sequence"),
     ("a float total_length",
      lambda: rnn.pad_packed_sequence(rnn.pack_sequence([_x(4, 2)]), total_length=5.0),
      lambda: TR.pad_packed_sequence(TR.pack_sequence([torch.zeros(4, 2)]), total_length=5.0),

@@ -197,7 +197,8 @@ class RNNBase(Module):
                                   f"got shape {x.shape} ({words})")
         for cell in self._cells:
             cell.check_parameters(name)
-            object.__setattr__(cell, "training", self.training)  # not sub-modules: eval() misses them
+            # the cells are not sub-modules, so train()/eval() do not reach them
+            object.__setattr__(cell, "training", self.training)
         _check_observers(name, self.step_observers)
         if x.shape[-1] != self.input_size:
             raise StackShapeError(f"{name}: expected input width (input_size) "
@@ -251,7 +252,8 @@ def _torch_hx_words(lstm: bool, unbatched: bool, i: int, expected: tuple[int, ..
     if got.ndim != len(expected):
         layout = "unbatched 2-D" if unbatched else "batched 3-D"
         what = "hx and cx" if lstm else "hx"
-        return f"For {layout} input, {what} should also be {len(expected)}-D but got {got.ndim}-D tensor"
+        return (f"For {layout} input, {what} should also be {len(expected)}-D but got "
+                f"{got.ndim}-D tensor")
     return f"Expected hidden{f'[{i}]' if lstm else ''} size {expected}, got {list(got.shape)}"
 
 
