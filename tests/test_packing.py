@@ -209,6 +209,10 @@ PACK_ERRORS = [
     (lambda: pack_padded_sequence(_x(4, 3, 2), [[3, 2, 1]]), PackingError,
      (r"pack_padded_sequence: 'lengths' argument should be a 1D tensor or list of integers, "
       r"got shape \(1, 3\)")),
+    (lambda: pack_padded_sequence(_x(4, 2, 2), [[3, 1], [2]]), ValueError,
+     r"pack_padded_sequence: lengths is ragged"),
+    (lambda: pack_padded_sequence(_x(4, 2, 2), "ab"), TypeError,
+     r"pack_padded_sequence: lengths must hold real numbers"),
     (lambda: pack_padded_sequence(_x(4, 1, 2), 3), PackingError,
      r"pack_padded_sequence: 'lengths' argument should be a 1D .* got shape \(\)"),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3.0, 2.5, 1.0]), TypeError,

@@ -28,7 +28,7 @@ class PackingTypeError(TypeError, RuntimeError):
     that is not a list): a TypeError, as this project's rule, and torch's RuntimeError."""
 
 
-def _ints(who: str, name: str, value: Any, error: type = ValueError) -> np.ndarray:
+def int_vector(who: str, name: str, value: Any, error: type = ValueError) -> np.ndarray:
     """A 1-D array of integers (a list, an ndarray or a Tensor) as int64. Whole floats pass
     (`Tensor([3, 2])` is float32 here, torch's `tensor([3, 2])` int64); 2.5 does not."""
     arr = as_array(who, name, value)
@@ -43,7 +43,8 @@ def _ints(who: str, name: str, value: Any, error: type = ValueError) -> np.ndarr
     return arr.astype(np.int64)
 
 
-def _inverse(perm: np.ndarray) -> np.ndarray:
+def inverse_permutation(perm: np.ndarray) -> np.ndarray:
+    """(n,) -> (n,): inv[perm[i]] = i."""
     inv = np.empty_like(perm)
     inv[perm] = np.arange(len(perm))
     return inv
@@ -73,7 +74,7 @@ class PackedSequence(_Fields):
                                 f"batch_sizes), got {type(data).__name__}")
             data, batch_sizes = data
         data = data if isinstance(data, Tensor) else Tensor(as_array(who, "data", data))
-        sizes = _ints(who, "batch_sizes", batch_sizes)
+        sizes = int_vector(who, "batch_sizes", batch_sizes)
         if data.ndim < 1 or not sizes.size or sizes.min() < 1 or (np.diff(sizes) > 0).any() \
                 or sizes.sum() != data.shape[0]:
             raise ValueError(f"{who}: batch_sizes must be positive and non-increasing and add "
@@ -83,13 +84,13 @@ class PackedSequence(_Fields):
             if unsorted_indices is not None:
                 raise ValueError(f"{who}: unsorted_indices given without sorted_indices")
             return cls._make((data, Tensor(sizes), None, None))
-        order = _ints(who, "sorted_indices", sorted_indices)
+        order = int_vector(who, "sorted_indices", sorted_indices)
         if np.sort(order).tolist() != list(range(sizes[0])):
             raise ValueError(f"{who}: sorted_indices must be a permutation of "
                              f"range({sizes[0]}) (batch_sizes[0]), got {order.tolist()}")
-        inverse = _inverse(order)
+        inverse = inverse_permutation(order)
         if unsorted_indices is not None and not np.array_equal(
-                _ints(who, "unsorted_indices", unsorted_indices), inverse):
+                int_vector(who, "unsorted_indices", unsorted_indices), inverse):
             raise ValueError(f"{who}: unsorted_indices must be the inverse permutation of "
                              f"sorted_indices, {inverse.tolist()}")
         return cls._make((data, Tensor(sizes), Tensor(order), Tensor(inverse)))

@@ -20,8 +20,8 @@ from tinygrad_rnn.nn.utils.packed_sequence import (
     PackedSequence,
     PackingError,
     PackingTypeError,
-    _ints,
-    _inverse,
+    int_vector,
+    inverse_permutation,
 )
 from tinygrad_rnn.tensor import Tensor, cat, stack
 from tinygrad_rnn.validate import as_array, as_real, check_bool, check_size
@@ -49,10 +49,11 @@ def _pack(who: str, x: Tensor, lengths: Any, batch_first: bool, enforce_sorted: 
     if x.size == 0:  # torch checks this first, before the lengths
         raise PackingError(f"{who}: cannot pack empty tensors: input has shape {x.shape} (a "
                            f"batch of 0 sequences, 0 steps or 0 features)")
-    if np.ndim(lengths) != 1 and not isinstance(lengths, (str, bytes)):
+    lengths = as_array(who, "lengths", lengths)
+    if lengths.ndim != 1:
         raise PackingError(f"{who}: 'lengths' argument should be a 1D tensor or list of "
-                           f"integers, got shape {np.shape(lengths)}")
-    lengths = _ints(who, "lengths", lengths, PackingError)
+                           f"integers, got shape {lengths.shape}")
+    lengths = int_vector(who, "lengths", lengths)
     if len(lengths) != batch:
         raise PackingError(f"{who}: Expected `len(lengths)` to be equal to batch_size, but got "
                            f"{len(lengths)} (batch_size={batch})")
@@ -77,7 +78,7 @@ def _pack(who: str, x: Tensor, lengths: Any, batch_first: bool, enforce_sorted: 
     sizes = (ranked[None, :] > np.arange(ranked[0])[:, None]).sum(axis=1)
     data = _gather(x, sizes, order, batch_first)
     return PackedSequence._make((data, Tensor(sizes), *(
-        (None, None) if order is None else (Tensor(order), Tensor(_inverse(order))))))
+        (None, None) if order is None else (Tensor(order), Tensor(inverse_permutation(order))))))
 
 
 def _gather(padded: Tensor, sizes: np.ndarray, order: np.ndarray | None, batch_first: bool
@@ -225,7 +226,7 @@ def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = Fals
                          f"{'(B, T, *)' if batch_first else '(T, B, *)'}, got shape "
                          f"{padded.shape}")
     steps, batch = padded.shape[1::-1] if batch_first else padded.shape[:2]
-    lengths = _ints(who, "lengths", lengths)
+    lengths = int_vector(who, "lengths", lengths)
     if len(lengths) != batch:
         raise ValueError(f"{who}: expected one length per sequence, {batch} (the batch axis of "
                          f"padded_sequences), got {len(lengths)}")
@@ -247,11 +248,11 @@ def invert_permutation(permutation: Any) -> Tensor | None:
     """The inverse of a permutation of range(n) (as torch; None stays None): (n,) int64."""
     if permutation is None:
         return None
-    perm = _ints("invert_permutation", "permutation", permutation)
+    perm = int_vector("invert_permutation", "permutation", permutation)
     if np.sort(perm).tolist() != list(range(len(perm))):
         raise ValueError(f"invert_permutation: permutation must hold each of 0..{len(perm) - 1} "
                          f"once, got {perm.tolist()}")
-    return Tensor(_inverse(perm))
+    return Tensor(inverse_permutation(perm))
 
 
 # ---- what the stacks use: one code path with `lengths` -------------------------------------
