@@ -11,10 +11,14 @@ from tinygrad_rnn.nn import GRU, LSTM, RNN, Embedding, GRUCell, Recurrent
 from tinygrad_rnn.nn.utils.rnn import (
     PackedSequence,
     PackingError,
+    PackingTypeError,
+    invert_permutation,
     pack_padded_sequence,
     pack_sequence,
     pad_packed_sequence,
     pad_sequence,
+    unpack_sequence,
+    unpad_sequence,
 )
 
 LENGTHS = [2, 4, 1, 4]  # unsorted, with a tie
@@ -95,6 +99,48 @@ def test_pad_sequence_and_pack_sequence():
     assert rows.shape == (2, 3)
 
 
+def test_unpad_and_unpack_undo_pad_and_pack():
+    seqs = [_x(2, 3), _x(4, 3, seed=1), _x(1, 3, seed=2)]
+    for batch_first in (False, True):
+        back = unpad_sequence(pad_sequence(seqs, batch_first), [2, 4, 1], batch_first)
+        assert all(np.array_equal(b.data, s) for b, s in zip(back, seqs))
+    unpacked = unpack_sequence(pack_sequence(seqs, enforce_sorted=False))
+    assert all(np.array_equal(u.data, s) for u, s in zip(unpacked, seqs))
+    np.testing.assert_array_equal(invert_permutation(np.array([2, 0, 1])).data, [1, 2, 0])
+    assert invert_permutation(None) is None
+
+
+def test_unpad_sequence_gradient():
+    x = tg.Tensor(_x(4, 3, 2), requires_grad=True)
+    w = [_x(n, 2, seed=5 + n) for n in (4, 1, 3)]
+    assert tg.gradcheck(lambda x: sum((p * wi).sum() for p, wi in zip(
+        unpad_sequence(x, [4, 1, 3]), w)), [x])
+
+
+def test_packed_sequence_forms_and_casts():
+    ps = PackedSequence((_x(3, 2), [2, 1]))  # torch's (data, batch_sizes) pair
+    np.testing.assert_array_equal(ps.batch_sizes.data, [2, 1])
+    ps = PackedSequence(_x(3, 2), np.array([2.0, 1.0]), [1, 0])  # whole floats pass
+    np.testing.assert_array_equal(ps.unsorted_indices.data, [1, 0])
+    assert ps.to(np.float64) is ps and ps.cpu() is ps and ps.to("cpu") is ps
+    assert not ps.is_cuda and not ps.is_pinned()
+    as32 = ps.float()
+    assert as32.data.dtype == np.float32 and as32.sorted_indices is ps.sorted_indices
+    np.testing.assert_array_equal(ps.long().data.data, ps.data.data.astype(np.int64))
+    assert {c: getattr(ps, c)().data.dtype for c in ("half", "int", "short", "char", "byte")} \
+        == {"half": np.float16, "int": np.int32, "short": np.int16, "char": np.int8,
+            "byte": np.uint8}
+
+
+def test_a_widening_cast_is_differentiable():
+    x = tg.Tensor(_x(3, 2, 2).astype(np.float32), requires_grad=True)
+    ps = pack_padded_sequence(x, [3, 1]).double()
+    (ps.data * ps.data).sum().backward()
+    expected = 2 * x.data
+    expected[1:, 1] = 0.0
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-6)
+
+
 def test_pad_sequence_gradient():
     a, b = tg.Tensor(_x(3, 2), requires_grad=True), tg.Tensor(_x(1, 2), requires_grad=True)
     assert tg.gradcheck(lambda a, b: (pad_sequence([a, b]) * _x(3, 2, 2, seed=4)).sum(),
@@ -150,20 +196,37 @@ def test_embedding_on_packed_ids_then_a_stack():
 # ---- refused ------------------------------------------------------------------------------
 PACK_ERRORS = [
     (lambda: pack_padded_sequence(_x(4, 3, 2), [2, 3, 1]), PackingError,
-     (r"pack_padded_sequence: lengths must be sorted in decreasing order when enforce_sorted "
-     r"is True, got \[2, 3, 1\]")),
+     (r"pack_padded_sequence: `lengths` array must be sorted in decreasing order when "
+      r"`enforce_sorted` is True, got \[2, 3, 1\]\. You can pass `enforce_sorted=False`")),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3, 2, 0]), PackingError,
-     r"pack_padded_sequence: lengths must be in \[1, T=4\].*got \[0\]"),
+     (r"pack_padded_sequence: Length of all samples has to be greater than 0, but found an "
+      r"element in 'lengths' that is <= 0: got \[0\] \(lengths must be in \[1, T=4\]\)")),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [5, 2, 1], enforce_sorted=False), PackingError,
      r"lengths must be in \[1, T=4\] \(the input's time axis\), got \[5\]"),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3, 2]), PackingError,
-     r"pack_padded_sequence: expected len\(lengths\) to be the batch size 3, got 2"),
+     (r"pack_padded_sequence: Expected `len\(lengths\)` to be equal to batch_size, but got 2 "
+      r"\(batch_size=3\)")),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [[3, 2, 1]]), PackingError,
-     r"pack_padded_sequence: lengths must be 1-D, got shape \(1, 3\)"),
-    (lambda: pack_padded_sequence(_x(4, 3, 2), [3.0, 2.0, 1.0]), TypeError,
-     r"pack_padded_sequence: lengths must hold integers, got dtype float64"),
+     (r"pack_padded_sequence: 'lengths' argument should be a 1D tensor or list of integers, "
+      r"got shape \(1, 3\)")),
+    (lambda: pack_padded_sequence(_x(4, 2, 2), [[3, 1], [2]]), ValueError,
+     r"pack_padded_sequence: lengths is ragged"),
+    (lambda: pack_padded_sequence(_x(4, 2, 2), "ab"), TypeError,
+     r"pack_padded_sequence: lengths must hold real numbers"),
+    (lambda: pack_padded_sequence(_x(4, 1, 2), 3), PackingError,
+     r"pack_padded_sequence: 'lengths' argument should be a 1D .* got shape \(\)"),
+    (lambda: pack_padded_sequence(_x(4, 3, 2), [3.0, 2.5, 1.0]), TypeError,
+     r"pack_padded_sequence: lengths must hold integers, got dtype float64 holding 2.5"),
+    (lambda: pack_padded_sequence(_x(4, 3, 2), [True, True, False]), TypeError,
+     r"pack_padded_sequence: lengths must hold integers, got dtype bool"),
     (lambda: pack_padded_sequence(_x(4, 0, 2), []), PackingError,
+     r"pack_padded_sequence: cannot pack empty tensors: input has shape \(4, 0, 2\)"),
+    (lambda: pack_padded_sequence(_x(0, 2, 2), [1, 1]), PackingError,
+     r"pack_padded_sequence: cannot pack empty tensors: input has shape \(0, 2, 2\)"),
+    (lambda: pack_padded_sequence(_x(3, 2, 0), [3, 1]), PackingError,
      r"pack_padded_sequence: cannot pack empty tensors"),
+    (lambda: pack_padded_sequence(_x(0, 1, 4), _x(2, 2), True), PackingError,
+     r"pack_padded_sequence: cannot pack empty tensors"),  # checked before the lengths
     (lambda: pack_padded_sequence(_x(4), [4]), ValueError,
      r"pack_padded_sequence: input must be at least 2-D \(T, B, \*\), got shape \(4,\)"),
     (lambda: pack_padded_sequence(_x(4, 3, 2), [3, 2, 1], batch_first=1), TypeError,
@@ -175,8 +238,12 @@ PACK_ERRORS = [
     (lambda: pad_packed_sequence(tg.Tensor(_x(4, 3, 2))), TypeError,
      r"pad_packed_sequence: sequence must be a PackedSequence, got Tensor"),
     (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=2), ValueError,
-     (r"pad_packed_sequence: total_length must be at least the length of the longest sequence, "
-     r"4, got 2")),
+     (r"pad_packed_sequence: Expected total_length to be at least the length of the longest "
+      r"sequence in input, but got total_length=2 and max sequence length being 4")),
+    (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=-1), ValueError,
+     r"pad_packed_sequence: Expected total_length to be at least .* total_length=-1"),
+    (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=True), TypeError,
+     r"pad_packed_sequence: total_length must be an int, got bool"),
     (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), total_length=6.0), TypeError,
      r"pad_packed_sequence: total_length must be an int, got float"),
     (lambda: pad_packed_sequence(pack_sequence([_x(4, 2)]), padding_value="x"), TypeError,
@@ -185,13 +252,15 @@ PACK_ERRORS = [
     (lambda: pad_sequence([_x(3, 2), _x(1, 3)]), PackingError,
      (r"pad_sequence: every sequence must be \(L, \*\) with the trailing shape \(2,\) of "
      r"sequences\[0\], got sequences\[1\] of shape \(1, 3\)")),
-    (lambda: pad_sequence([_x(3, 2)], padding_side="top"), ValueError,
+    (lambda: pad_sequence([_x(3, 2)], padding_side="top"), PackingError,
      r"pad_sequence: padding_side must be 'right' or 'left', got 'top'"),
-    (lambda: pad_sequence(5), TypeError, r"pad_sequence: sequences must be a list of tensors"),
+    (lambda: pad_sequence(5), PackingTypeError,
+     (r"pad_sequence: sequences must be a list of tensors, got int \(Expected iterable for "
+      r"input sequences, but got arg of type: int\)")),
     (lambda: pack_sequence([_x(1, 2), _x(3, 2)]), PackingError,
-     r"pack_sequence: lengths must be sorted in decreasing order"),
+     r"pack_sequence: `lengths` array must be sorted in decreasing order"),
     (lambda: pack_sequence([_x(0, 2), _x(3, 2)], enforce_sorted=False), PackingError,
-     r"pack_sequence: lengths must be in \[1, T=3\].*got \[0\]"),
+     r"pack_sequence: Length of all samples has to be greater than 0.*got \[0\]"),
     (lambda: PackedSequence(_x(5, 2), [3, 3]), ValueError,
      (r"PackedSequence: batch_sizes must be positive and non-increasing and add up to data's "
      r"first dimension, got \[3, 3\] for data of shape \(5, 2\)")),
@@ -202,6 +271,38 @@ PACK_ERRORS = [
      r"PackedSequence: unsorted_indices must be the inverse permutation"),
     (lambda: PackedSequence(_x(5, 2), [3, 2], None, [1, 0, 2]), ValueError,
      r"PackedSequence: unsorted_indices given without sorted_indices"),
+    (lambda: PackedSequence(_x(5, 2)), TypeError,
+     (r"PackedSequence: without batch_sizes, data must be a pair \(data, batch_sizes\), got "
+     r"ndarray")),
+    (lambda: PackedSequence(_x(3, 2), [2.5, 0.5]), TypeError,
+     r"PackedSequence: batch_sizes must hold integers, got dtype float64 holding 2.5"),
+    (lambda: pack_sequence([_x(3, 2)]).to("cuda"), RuntimeError,
+     (r"PackedSequence.to: tinygrad_rnn computes on the CPU only, so device must be 'cpu', got "
+     r"'cuda'")),
+    (lambda: pack_sequence([_x(3, 2)]).cuda(), RuntimeError, r"PackedSequence.cuda: "),
+    (lambda: pack_sequence([_x(3, 2)]).to(np.float64, device="cpu", sideways=True), TypeError,
+     r"PackedSequence.to: unexpected keyword argument\(s\) \['sideways'\]"),
+    (lambda: pack_sequence([_x(3, 2)]).to("no such dtype"), TypeError,
+     r"PackedSequence.to: dtype must be a numpy dtype, its name or a torch dtype"),
+    (lambda: pack_sequence([tg.Tensor(_x(3, 2), requires_grad=True)]).float(), RuntimeError,
+     r"PackedSequence.to: data requires grad and float64 -> float32 narrows it"),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, 1]), ValueError,
+     (r"unpad_sequence: expected one length per sequence, 3 \(the batch axis of "
+     r"padded_sequences\), got 2")),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, 5, 1]), ValueError,
+     r"unpad_sequence: lengths must be in \[0, T=4\], got \[4, 5, 1\]"),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, -1, 1]), ValueError,
+     r"unpad_sequence: lengths must be in \[0, T=4\], got \[4, -1, 1\]"),
+    (lambda: unpad_sequence(_x(4, 3, 2), [4, 1, 1], batch_first=True), ValueError,
+     r"unpad_sequence: expected one length per sequence, 4"),
+    (lambda: unpad_sequence(_x(4), [4]), ValueError,
+     r"unpad_sequence: padded_sequences must be at least 2-D \(T, B, \*\), got shape \(4,\)"),
+    (lambda: unpad_sequence(_x(4, 1), [2], batch_first=None), TypeError,
+     r"unpad_sequence: batch_first must be a bool"),
+    (lambda: unpack_sequence([_x(3, 2)]), TypeError,
+     r"unpack_sequence: packed_sequences must be a PackedSequence, got list"),
+    (lambda: invert_permutation([0, 0, 2]), ValueError,
+     r"invert_permutation: permutation must hold each of 0..2 once, got \[0, 0, 2\]"),
 ]
 
 
@@ -221,9 +322,19 @@ def test_packing_errors_are_value_and_runtime_errors():
 def test_stack_refuses_a_packed_sequence_of_another_width_and_extra_lengths():
     lstm = LSTM(3, 4)
     wide = pack_sequence([_x(3, 5), _x(2, 5)])
-    with pytest.raises(ValueError, match=r"LSTM: a PackedSequence input needs data of shape "
-                                         r"\(N, input_size=3\), got \(5, 5\)"):
-        lstm(wide)
+    for error in (ValueError, RuntimeError):  # StackShapeError: ours, and torch's type
+        with pytest.raises(error, match=r"LSTM: a PackedSequence input needs data of shape "
+                                        r"\(N, input_size=3\), got \(5, 5\) \(input\.size\(-1\) "
+                                        r"must be equal to input_size\. Expected 3, got 5\)"):
+            lstm(wide)
+    for error in (ValueError, RuntimeError):
+        with pytest.raises(error, match=r"LSTM: expected hx of shape \(1, 2, 4\) .* for h_0, got "
+                                        r"\(1, 3, 4\) \(Expected hidden\[0\] size \(1, 2, 4\), "
+                                        r"got \[1, 3, 4\]\)"):
+            lstm(pack_sequence([_x(3, 3), _x(2, 3)]), (np.zeros((1, 3, 4)), np.zeros((1, 2, 4))))
+    assert [[w.shape for w in ws] for ws in lstm.all_weights] == [
+        [(16, 3), (16, 4), (16,), (16,)]]
+    assert all(p.grad is None for p in lstm.parameters())  # the failed calls changed nothing
     ps = pack_sequence([_x(3, 3), _x(2, 3)])
     with pytest.raises(ValueError, match=r"LSTM: a PackedSequence carries its own lengths"):
         lstm(ps, lengths=[3, 2])

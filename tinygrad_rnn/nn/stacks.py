@@ -18,6 +18,49 @@ from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack
 from tinygrad_rnn.validate import check_bool, check_real, check_rng, check_size, float_input
 
 
+class StackShapeError(ValueError, RuntimeError):
+    """An input or hx of the wrong shape for RNN/LSTM/GRU: a ValueError, as every shape error
+    here, and the RuntimeError torch raises, so either `except` catches it."""
+
+
+class StackArgumentError(TypeError, ValueError):
+    """A constructor argument of the wrong type where torch raises a ValueError (dropout='0.1',
+    dropout=True): a TypeError, as this project's rule, and torch's ValueError."""
+
+
+def _torch_size(who: str, name: str, value: Any) -> int:
+    """An int >= 1, with torch's words appended (input_size, hidden_size, num_layers)."""
+    try:
+        return check_size(who, name, value, 1)
+    except TypeError as err:
+        raise TypeError(f"{err} ({name} should be of type int, got: {type(value).__name__})"
+                        ) from None
+    except ValueError as err:
+        raise ValueError(f"{err} ({name} must be greater than zero)") from None
+
+
+def _torch_bool(who: str, name: str, value: Any) -> bool:
+    """A bool, with torch's words appended (bias, batch_first, bidirectional)."""
+    try:
+        return check_bool(who, name, value)
+    except TypeError as err:
+        raise TypeError(f"{err} ({name} should be of type bool, got: {type(value).__name__})"
+                        ) from None
+
+
+def _torch_dropout(who: str, value: Any) -> float:
+    """A probability in [0, 1]; torch calls every bad value a ValueError, so a wrong type is
+    both a TypeError and a ValueError here."""
+    words = "dropout should be a number in range [0, 1] representing the probability of an " \
+            "element being zeroed"
+    try:
+        return check_real(who, "dropout", value, 0.0, 1.0)
+    except TypeError as err:
+        raise StackArgumentError(f"{err} ({words})") from None
+    except ValueError as err:
+        raise ValueError(f"{err} ({words})") from None
+
+
 class RNNBase(Module):
     """Torch-style multi-layer stack of one cell type; parameters carry torch's names.
 
@@ -40,17 +83,17 @@ class RNNBase(Module):
         super().__init__()
         object.__setattr__(self, "_slots", {})  # parameter name -> (cell, its name there)
         name = type(self).__name__
-        # torch's stacks (unlike its cells) refuse sizes of 0
-        input_size = check_size(name, "input_size", input_size, 1)
-        hidden_size = check_size(name, "hidden_size", hidden_size, 1)
-        num_layers = check_size(name, "num_layers", num_layers, 1)
+        # torch's stacks (unlike its cells) refuse sizes of 0; torch's words are appended
+        bias, batch_first, bidirectional = (_torch_bool(name, k, v) for k, v in (
+            ("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)))
+        input_size = _torch_size(name, "input_size", input_size)
+        hidden_size = _torch_size(name, "hidden_size", hidden_size)
+        num_layers = _torch_size(name, "num_layers", num_layers)
         proj_size = check_proj_size(name, proj_size, hidden_size)
-        dropout = check_real(name, "dropout", dropout, 0.0, 1.0)
+        dropout = _torch_dropout(name, dropout)
         recurrent_dropout = check_real(name, "recurrent_dropout", recurrent_dropout, 0.0, 1.0,
                                        high_open=True)
         check_rng(name, rng)
-        bias, batch_first, bidirectional = (check_bool(name, k, v) for k, v in (
-            ("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)))
         if dropout and num_layers == 1:
             warnings.warn(f"{name}: dropout={dropout} acts between layers, so it has no effect "
                           f"with num_layers=1", UserWarning, stacklevel=3)
@@ -84,6 +127,19 @@ class RNNBase(Module):
         for cell in self._cells:
             cell.reset_parameters(rng)
 
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """torch's all_weights: per layer and direction (l0, l0_reverse, l1, ...) its
+        parameters in state_dict order (weight_ih, weight_hh, bias_ih, bias_hh, weight_hr)."""
+        per_cell: list[list[Tensor]] = [[] for _ in self._cells]
+        for key in self._slots:
+            cell = self._slots[key][0]
+            per_cell[self._cells.index(cell)].append(getattr(self, key))
+        return per_cell
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do (torch packs weights for cuDNN here); kept so torch code runs."""
+
     def _initial_states(self, hx: Any, batch: int, unbatched: bool) -> list[State]:
         name, lstm = type(self).__name__, isinstance(self._cells[0], LSTMCell)
         if hx is None:
@@ -99,12 +155,13 @@ class RNNBase(Module):
         widths = ((self.proj_size, "proj_size"), (self.hidden_size, "hidden_size")) if (
             self.proj_size) else ((self.hidden_size, "hidden_size"),) * 2
         parts = [float_input(name, f"hx {label}", p) for p, label in zip(parts, labels)]
-        for p, label, (width, what) in zip(parts, labels, widths):
+        for i, (p, label, (width, what)) in enumerate(zip(parts, labels, widths)):
             expected = (len(self._cells),) + ((batch,) if not unbatched else ()) + (width,)
             if p.shape != expected:
                 dims = "num_layers * num_directions, " + ("" if unbatched else "batch, ")
-                raise ValueError(f"{name}: expected hx of shape {expected} ({dims}{what}) "
-                                 f"for {label}, got {p.shape}")
+                raise StackShapeError(f"{name}: expected hx of shape {expected} ({dims}{what}) "
+                                      f"for {label}, got {p.shape} "
+                                      f"({_torch_hx_words(lstm, unbatched, i, expected, p)})")
         if unbatched:
             parts = [p.reshape(p.shape[0], 1, p.shape[1]) for p in parts]
         return [tuple(p[i] for p in parts) if lstm else parts[0][i]
@@ -129,19 +186,25 @@ class RNNBase(Module):
             if lengths is not None or mask is not None:
                 raise ValueError(f"{name}: a PackedSequence carries its own lengths; pass no "
                                  f"lengths or mask with it")
-            x, lengths = unpack_input(name, packed, self.input_size, self.batch_first)
+            _check_packed_data(name, packed, self.input_size)
+            x, lengths = unpack_input(packed, self.batch_first)
         x = float_input(name, "input", x)
         time_axis = 1 if self.batch_first and x.ndim == 3 else 0
         if x.ndim not in (2, 3) or x.shape[time_axis] == 0:  # a batch of 0 works, as torch
-            raise ValueError(f"{name}: expected a non-empty 3-D input (or 2-D unbatched), got "
-                             f"shape {x.shape}")
+            words = (f"Expected input to be 2D or 3D, got {x.ndim}D instead" if x.ndim not in
+                     (2, 3) else "Expected sequence length to be larger than 0 in RNN")
+            raise StackShapeError(f"{name}: expected a non-empty 3-D input (or 2-D unbatched), "
+                                  f"got shape {x.shape} ({words})")
         for cell in self._cells:
             cell.check_parameters(name)
-            object.__setattr__(cell, "training", self.training)  # not sub-modules: eval() misses them
+            # the cells are not sub-modules, so train()/eval() do not reach them
+            object.__setattr__(cell, "training", self.training)
         _check_observers(name, self.step_observers)
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"{name}: expected input width (input_size) {self.input_size}, "
-                             f"got {x.shape[-1]} (input shape {x.shape})")
+            raise StackShapeError(f"{name}: expected input width (input_size) "
+                                  f"{self.input_size}, got {x.shape[-1]} (input shape {x.shape}; "
+                                  f"input.size(-1) must be equal to input_size. Expected "
+                                  f"{self.input_size}, got {x.shape[-1]})")
         unbatched = x.ndim == 2
         if unbatched:
             x = x.reshape(x.shape[0], 1, x.shape[1])
@@ -183,6 +246,28 @@ class RNNBase(Module):
         return ", ".join([f"{self.input_size}, {self.hidden_size}"] + extra)
 
 
+def _torch_hx_words(lstm: bool, unbatched: bool, i: int, expected: tuple[int, ...],
+                    got: Tensor) -> str:
+    """torch's RuntimeError text for a part of hx of the wrong shape."""
+    if got.ndim != len(expected):
+        layout = "unbatched 2-D" if unbatched else "batched 3-D"
+        what = "hx and cx" if lstm else "hx"
+        return (f"For {layout} input, {what} should also be {len(expected)}-D but got "
+                f"{got.ndim}-D tensor")
+    return f"Expected hidden{f'[{i}]' if lstm else ''} size {expected}, got {list(got.shape)}"
+
+
+def _check_packed_data(who: str, packed: PackedSequence, input_size: int) -> None:
+    """A PackedSequence given to a stack must hold (N, input_size) rows."""
+    data = packed.data
+    if data.ndim != 2 or data.shape[1] != input_size:
+        words = (f"input must have 2 dimensions, got {data.ndim}" if data.ndim != 2 else
+                 f"input.size(-1) must be equal to input_size. Expected {input_size}, got "
+                 f"{data.shape[1]}")
+        raise StackShapeError(f"{who}: a PackedSequence input needs data of shape (N, "
+                              f"input_size={input_size}), got {data.shape} ({words})")
+
+
 class RNN(RNNBase):
     """Elman RNN stack as torch.nn.RNN: forward(x, hx=None, lengths=None) -> (output, h_n).
 
@@ -197,7 +282,9 @@ class RNN(RNNBase):
                  proj_size: int = 0):
         _no_projection("RNN", proj_size)
         if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r} "
+                             f"(Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or "
+                             f"'relu'.)")
         super().__init__(lambda i: RNNCell(i, hidden_size, bias, nonlinearity, rng=rng,
                                            recurrent_dropout=recurrent_dropout),
                          input_size, hidden_size, num_layers, bias, batch_first, dropout,

@@ -1,5 +1,6 @@
 """Packed sequences as torch.nn.utils.rnn: PackedSequence, pack_padded_sequence,
-pad_packed_sequence, pad_sequence, pack_sequence.
+pad_packed_sequence, pad_sequence, pack_sequence, unpad_sequence, unpack_sequence,
+invert_permutation.
 
 A PackedSequence holds a batch of sequences of different lengths time step by time step, the
 sequences still running at step t in order of decreasing length: no padding is stored.
@@ -10,82 +11,24 @@ running with its lengths (the masked unroll of `lengths=`), then packing the out
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn.nn.utils.packed_sequence import (
+    PackedSequence,
+    PackingError,
+    PackingTypeError,
+    int_vector,
+    inverse_permutation,
+)
 from tinygrad_rnn.tensor import Tensor, cat, stack
 from tinygrad_rnn.validate import as_array, as_real, check_bool, check_size
 
-__all__ = ["PackedSequence", "PackingError", "pack_padded_sequence", "pack_sequence",
-           "pad_packed_sequence", "pad_sequence"]
-
-_Fields = collections.namedtuple("_Fields", ["data", "batch_sizes", "sorted_indices",
-                                             "unsorted_indices"])
-
-
-class PackingError(ValueError, RuntimeError):
-    """A bad value for packing (lengths unsorted, out of range, of another count; no
-    sequences): a ValueError, and the RuntimeError torch raises there."""
-
-
-def _ints(who: str, name: str, value: Any, error: type = ValueError) -> np.ndarray:
-    """A 1-D array of integers (a list, an ndarray or a Tensor) as int64."""
-    arr = as_array(who, name, value)
-    if arr.size and arr.dtype.kind not in "iu":
-        raise TypeError(f"{who}: {name} must hold integers, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise error(f"{who}: {name} must be 1-D, got shape {arr.shape}")
-    return arr.astype(np.int64)
-
-
-def _inverse(perm: np.ndarray) -> np.ndarray:
-    inv = np.empty_like(perm)
-    inv[perm] = np.arange(len(perm))
-    return inv
-
-
-class PackedSequence(_Fields):
-    """Sequences of different lengths, stored step by step without padding (as torch).
-
-    Fields:
-        data: (N, *) Tensor, N = the sum of the lengths; the rows of step 0, then of step 1...
-        batch_sizes: (T,) int64 Tensor, how many sequences are still running at step t.
-        sorted_indices: (B,) int64 Tensor, the batch position of the i-th longest sequence;
-            None when the batch came sorted (enforce_sorted=True).
-        unsorted_indices: the inverse permutation of sorted_indices (None with it).
-    Build one with pack_padded_sequence or pack_sequence, as in torch.
-    """
-
-    __slots__ = ()
-
-    def __new__(cls, data: Any, batch_sizes: Any,  # noqa: PYI034 (typing.Self needs 3.11)
-                sorted_indices: Any = None, unsorted_indices: Any = None) -> PackedSequence:
-        who = "PackedSequence"
-        data = data if isinstance(data, Tensor) else Tensor(as_array(who, "data", data))
-        sizes = _ints(who, "batch_sizes", batch_sizes)
-        if data.ndim < 1 or not sizes.size or sizes.min() < 1 or (np.diff(sizes) > 0).any() \
-                or sizes.sum() != data.shape[0]:
-            raise ValueError(f"{who}: batch_sizes must be positive and non-increasing and add "
-                             f"up to data's first dimension, got {sizes.tolist()} for data of "
-                             f"shape {data.shape}")
-        if sorted_indices is None:
-            if unsorted_indices is not None:
-                raise ValueError(f"{who}: unsorted_indices given without sorted_indices")
-            return cls._make((data, Tensor(sizes), None, None))
-        order = _ints(who, "sorted_indices", sorted_indices)
-        if np.sort(order).tolist() != list(range(sizes[0])):
-            raise ValueError(f"{who}: sorted_indices must be a permutation of "
-                             f"range({sizes[0]}) (batch_sizes[0]), got {order.tolist()}")
-        inverse = _inverse(order)
-        if unsorted_indices is not None and not np.array_equal(
-                _ints(who, "unsorted_indices", unsorted_indices), inverse):
-            raise ValueError(f"{who}: unsorted_indices must be the inverse permutation of "
-                             f"sorted_indices, {inverse.tolist()}")
-        return cls._make((data, Tensor(sizes), Tensor(order), Tensor(inverse)))
-
+__all__ = ["PackedSequence", "PackingError", "PackingTypeError", "invert_permutation",
+           "pack_padded_sequence", "pack_sequence", "pad_packed_sequence", "pad_sequence",
+           "unpack_sequence", "unpad_sequence"]
 
 def _rows(sizes: np.ndarray, order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """The packed rows' places in a padded batch: (t, b) arrays, packed order (t, then the
@@ -103,21 +46,31 @@ def _pack(who: str, x: Tensor, lengths: Any, batch_first: bool, enforce_sorted: 
         layout = "(B, T, *)" if batch_first else "(T, B, *)"
         raise ValueError(f"{who}: input must be at least 2-D {layout}, got shape {x.shape}")
     steps, batch = x.shape[:2] if not batch_first else x.shape[1::-1]
-    lengths = _ints(who, "lengths", lengths, PackingError)
+    if x.size == 0:  # torch checks this first, before the lengths
+        raise PackingError(f"{who}: cannot pack empty tensors: input has shape {x.shape} (a "
+                           f"batch of 0 sequences, 0 steps or 0 features)")
+    lengths = as_array(who, "lengths", lengths)
+    if lengths.ndim != 1:
+        raise PackingError(f"{who}: 'lengths' argument should be a 1D tensor or list of "
+                           f"integers, got shape {lengths.shape}")
+    lengths = int_vector(who, "lengths", lengths)
     if len(lengths) != batch:
-        raise PackingError(f"{who}: expected len(lengths) to be the batch size {batch}, got "
-                           f"{len(lengths)}")
-    if batch == 0:
-        raise PackingError(f"{who}: cannot pack empty tensors (a batch of 0 sequences)")
-    bad = lengths[(lengths < 1) | (lengths > steps)]
-    if bad.size:
+        raise PackingError(f"{who}: Expected `len(lengths)` to be equal to batch_size, but got "
+                           f"{len(lengths)} (batch_size={batch})")
+    if (lengths < 1).any():
+        raise PackingError(f"{who}: Length of all samples has to be greater than 0, but found an "
+                           f"element in 'lengths' that is <= 0: got "
+                           f"{sorted(set(lengths[lengths < 1].tolist()))} (lengths must be in "
+                           f"[1, T={steps}])")
+    if (lengths > steps).any():
         raise PackingError(f"{who}: lengths must be in [1, T={steps}] (the input's time axis), "
-                           f"got {sorted(set(bad.tolist()))}")
+                           f"got {sorted(set(lengths[lengths > steps].tolist()))}")
     if enforce_sorted:
         if (np.diff(lengths) > 0).any():
-            raise PackingError(f"{who}: lengths must be sorted in decreasing order when "
-                               f"enforce_sorted is True, got {lengths.tolist()}; pass "
-                               f"enforce_sorted=False to sort them here")
+            raise PackingError(f"{who}: `lengths` array must be sorted in decreasing order when "
+                               f"`enforce_sorted` is True, got {lengths.tolist()}. You can pass "
+                               f"`enforce_sorted=False` to pack_padded_sequence and/or "
+                               f"pack_sequence to sort them here")
         order = None
     else:
         order = np.argsort(-lengths, kind="stable")  # ties keep the caller's order
@@ -125,7 +78,7 @@ def _pack(who: str, x: Tensor, lengths: Any, batch_first: bool, enforce_sorted: 
     sizes = (ranked[None, :] > np.arange(ranked[0])[:, None]).sum(axis=1)
     data = _gather(x, sizes, order, batch_first)
     return PackedSequence._make((data, Tensor(sizes), *(
-        (None, None) if order is None else (Tensor(order), Tensor(_inverse(order))))))
+        (None, None) if order is None else (Tensor(order), Tensor(inverse_permutation(order))))))
 
 
 def _gather(padded: Tensor, sizes: np.ndarray, order: np.ndarray | None, batch_first: bool
@@ -174,10 +127,11 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
     order = None if sequence.sorted_indices is None else sequence.sorted_indices._data
     steps = len(sizes)
     if total_length is not None:
-        total_length = check_size(who, "total_length", total_length)
-        if total_length < steps:
-            raise ValueError(f"{who}: total_length must be at least the length of the longest "
-                             f"sequence, {steps}, got {total_length}")
+        total_length = check_size(who, "total_length", total_length, minimum=-(1 << 62))
+        if total_length < steps:  # negative too, as torch
+            raise ValueError(f"{who}: Expected total_length to be at least the length of the "
+                             f"longest sequence in input, but got total_length={total_length} "
+                             f"and max sequence length being {steps}")
         steps = total_length
     return _pad(sequence.data, sizes, order, steps, batch_first, padding_value)
 
@@ -208,7 +162,8 @@ def pad_sequence(sequences: Any, batch_first: bool = False, padding_value: float
     batch_first = check_bool(who, "batch_first", batch_first)
     padding_value = as_real(who, "padding_value", padding_value)
     if padding_side not in ("right", "left"):
-        raise ValueError(f"{who}: padding_side must be 'right' or 'left', got {padding_side!r}")
+        raise PackingError(f"{who}: padding_side must be 'right' or 'left', got "
+                           f"{padding_side!r} (Expected padding_side to be one of left or right)")
     seqs = _sequences(who, sequences)
     longest = max(s.shape[0] for s in seqs)
     padded = []
@@ -228,8 +183,10 @@ def _sequences(who: str, sequences: Any) -> list[Tensor]:
     if isinstance(sequences, Tensor) and sequences.ndim:
         sequences = sequences.unbind(0)  # as torch, which iterates over a tensor's rows
     if isinstance(sequences, (str, bytes)) or not isinstance(sequences, Iterable):
-        raise TypeError(f"{who}: sequences must be a list of tensors, got "
-                        f"{type(sequences).__name__}")
+        kind = type(sequences).__name__
+        raise PackingTypeError(f"{who}: sequences must be a list of tensors, got {kind} "
+                               f"(Expected iterable for input sequences, but got arg of type: "
+                               f"{kind})")
     seqs = [s if isinstance(s, Tensor) else Tensor(as_array(who, f"sequences[{i}]", s))
             for i, s in enumerate(sequences)]
     if not seqs:
@@ -253,15 +210,56 @@ def pack_sequence(sequences: Any, enforce_sorted: bool = True) -> PackedSequence
     return _pack(who, pad_sequence(seqs), lengths, False, enforce_sorted)
 
 
+def unpad_sequence(padded_sequences: Any, lengths: Any, batch_first: bool = False
+                   ) -> list[Tensor]:
+    """Undo pad_sequence (as torch): the list of each sequence's first lengths[b] steps.
+
+    Shape: padded_sequences (T, B, *) ((B, T, *) if batch_first), lengths (B,) integers in
+    [0, T] -> B Tensors (lengths[b], *), differentiable (slices of the padded batch).
+    """
+    who = "unpad_sequence"
+    batch_first = check_bool(who, "batch_first", batch_first)
+    padded = padded_sequences if isinstance(padded_sequences, Tensor) else Tensor(
+        as_array(who, "padded_sequences", padded_sequences))
+    if padded.ndim < 2:
+        raise ValueError(f"{who}: padded_sequences must be at least 2-D "
+                         f"{'(B, T, *)' if batch_first else '(T, B, *)'}, got shape "
+                         f"{padded.shape}")
+    steps, batch = padded.shape[1::-1] if batch_first else padded.shape[:2]
+    lengths = int_vector(who, "lengths", lengths)
+    if len(lengths) != batch:
+        raise ValueError(f"{who}: expected one length per sequence, {batch} (the batch axis of "
+                         f"padded_sequences), got {len(lengths)}")
+    if ((lengths < 0) | (lengths > steps)).any():
+        raise ValueError(f"{who}: lengths must be in [0, T={steps}], got {lengths.tolist()}")
+    return [padded[b, :n] if batch_first else padded[:n, b] for b, n in enumerate(lengths)]
+
+
+def unpack_sequence(packed_sequences: PackedSequence) -> list[Tensor]:
+    """Undo pack_sequence (as torch): the list of (L_i, *) Tensors in the caller's order."""
+    if not isinstance(packed_sequences, PackedSequence):
+        raise TypeError(f"unpack_sequence: packed_sequences must be a PackedSequence, got "
+                        f"{type(packed_sequences).__name__}")
+    padded, lengths = pad_packed_sequence(packed_sequences, batch_first=True)
+    return unpad_sequence(padded, lengths, batch_first=True)
+
+
+def invert_permutation(permutation: Any) -> Tensor | None:
+    """The inverse of a permutation of range(n) (as torch; None stays None): (n,) int64."""
+    if permutation is None:
+        return None
+    perm = int_vector("invert_permutation", "permutation", permutation)
+    if np.sort(perm).tolist() != list(range(len(perm))):
+        raise ValueError(f"invert_permutation: permutation must hold each of 0..{len(perm) - 1} "
+                         f"once, got {perm.tolist()}")
+    return Tensor(inverse_permutation(perm))
+
+
 # ---- what the stacks use: one code path with `lengths` -------------------------------------
-def unpack_input(who: str, sequence: PackedSequence, input_size: int, batch_first: bool
-                 ) -> tuple[Tensor, np.ndarray]:
+def unpack_input(sequence: PackedSequence, batch_first: bool) -> tuple[Tensor, np.ndarray]:
     """A PackedSequence given to a stack as (padded input, lengths), batch in the caller's
-    order; its data must be (N, input_size)."""
+    order; the stack has checked that its data is (N, input_size)."""
     data = sequence.data
-    if data.ndim != 2 or data.shape[1] != input_size:
-        raise ValueError(f"{who}: a PackedSequence input needs data of shape (N, input_size="
-                         f"{input_size}), got {data.shape}")
     order = None if sequence.sorted_indices is None else sequence.sorted_indices._data
     sizes = sequence.batch_sizes._data
     padded, lengths = _pad(data, sizes, order, len(sizes), batch_first, 0.0)
