@@ -149,10 +149,9 @@ def test_a_load_of_the_wrong_weight_hr_shape_changes_nothing():
 
 
 @pytest.mark.parametrize("cls", [nn.RNN, nn.GRU])
-def test_rnn_and_gru_take_proj_size_zero_only_as_torch(cls):
-    assert cls(3, 4, proj_size=0).hidden_size == 4
+@pytest.mark.parametrize("proj_size", [0, 2, 1.0])
+def test_rnn_and_gru_refuse_proj_size_as_torch(cls, proj_size):
+    """torch.nn.GRU(3, 4, proj_size=0) is a ValueError too: the keyword is LSTM's alone."""
     with pytest.raises(ValueError, match=f"{cls.__name__}: proj_size argument is only supported "
                                          f"for LSTM"):
-        cls(3, 4, proj_size=2)
-    with pytest.raises(TypeError, match=f"{cls.__name__}: proj_size must be an int"):
-        cls(3, 4, proj_size=1.0)
+        cls(3, 4, proj_size=proj_size)

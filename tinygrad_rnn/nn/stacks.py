@@ -279,7 +279,7 @@ class RNN(RNNBase):
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, *,
                  rng: np.random.Generator | None = None, recurrent_dropout: float = 0.0,
-                 proj_size: int = 0):
+                 proj_size: int | None = None):
         _no_projection("RNN", proj_size)
         if not isinstance(nonlinearity, str) or nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNN: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r} "
@@ -321,7 +321,7 @@ class GRU(RNNBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, rng: np.random.Generator | None = None,
-                 recurrent_dropout: float = 0.0, proj_size: int = 0):
+                 recurrent_dropout: float = 0.0, proj_size: int | None = None):
         _no_projection("GRU", proj_size)
         super().__init__(lambda i: GRUCell(i, hidden_size, bias, rng=rng,
                                            recurrent_dropout=recurrent_dropout),
@@ -330,7 +330,7 @@ class GRU(RNNBase):
 
 
 def _no_projection(name: str, proj_size: Any) -> None:
-    """torch takes proj_size on every stack, and refuses any but 0 outside LSTM."""
-    if check_size(name, "proj_size", proj_size, minimum=-(1 << 62)) != 0:
+    """torch refuses the proj_size keyword outside LSTM, even 0: so do we, with its words."""
+    if proj_size is not None:
         raise ValueError(f"{name}: proj_size argument is only supported for LSTM, not RNN or "
-                         f"GRU (got proj_size={proj_size})")
+                         f"GRU (got proj_size={proj_size!r})")
