@@ -36,7 +36,7 @@ CASES = [
     (data.batches, (X,), {"batch_size": np.float64(2)}, TypeError, "batches: batch_size"),
     (data.batches, (X,), {"batch_size": [2]}, TypeError, "batches: batch_size"),
     (data.batches, (X,), {"batch_size": 2, "shuffle": "yes"}, TypeError,
-     "batches: shuffle must be True or False"),
+     "batches: shuffle must be a bool"),
     (data.batches, (X,), {"batch_size": 2, "shuffle": 1}, TypeError, "batches: shuffle"),
     (data.batches, (X,), {"batch_size": 2, "shuffle": None}, TypeError, "batches: shuffle"),
     (data.batches, (X,), {"batch_size": 2, "rng": 1.5}, TypeError,
@@ -136,7 +136,7 @@ CASES = [
     (data.pad_sequences, (SEQS,), {"value": 1e300, "dtype": "float32"}, ValueError,
      "pad_sequences: value 1e[+]?300 does not fit dtype float32"),
     (data.pad_sequences, (SEQS,), {"return_lengths": "yes"}, TypeError,
-     "pad_sequences: return_lengths must be True or False"),
+     "pad_sequences: return_lengths must be a bool"),
     (data.pad_sequences, (SEQS,), {"return_lengths": 1}, TypeError, "pad_sequences: return_lengths"),
     # ---- echo_task
     (data.echo_task, (-1, 5), {}, ValueError, "echo_task: n must be >= 0, got -1"),

@@ -87,7 +87,7 @@ def test_tolerances_must_be_finite_and_not_negative(entry, arg, tol, error, says
 @pytest.mark.parametrize("entry", ["gradcheck", "gradcheck_module"])
 @pytest.mark.parametrize("flag", ["no", 0, 1, None, "False"], ids=repr)
 def test_raise_exception_must_be_a_bool(entry, flag):
-    with pytest.raises(TypeError, match=rf"^{entry}: raise_exception must be True or False"):
+    with pytest.raises(TypeError, match=rf"^{entry}: raise_exception must be a bool"):
         _call(entry, raise_exception=flag)
 
 

@@ -230,7 +230,7 @@ def test_a_module_names_its_parameters():
 @pytest.mark.parametrize("value", ["no", 1, 0, None, 1.0, [True]], ids=repr)
 def test_flags_must_be_bool(arg, value):
     loss, _ = small_graph()
-    with pytest.raises(TypeError, match=rf"draw_graph: {arg} must be True or False"):
+    with pytest.raises(TypeError, match=rf"draw_graph: {arg} must be a bool"):
         draw_graph(loss, **{arg: value})
 
 

@@ -9,18 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn.validate import check_bool, check_size
+
 RNGLike = np.random.Generator | int | None
-
-
-def _int(func: str, name: str, value: Any, low: int, high: int | None = None) -> int:
-    """`value` as an int in [low, high]; TypeError for non-integers (bool and 2.0 too)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{func}: {name} must be an integer, got {value!r} "
-                        f"({type(value).__name__})")
-    if value < low or (high is not None and value > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{func}: {name} must be {bound}, got {value}")
-    return int(value)
 
 
 def _real(func: str, name: str, value: Any) -> float:
@@ -32,12 +23,6 @@ def _real(func: str, name: str, value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{func}: {name} must be finite, got {value}")
     return float(value)
-
-
-def _flag(func: str, name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{func}: {name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _generator(func: str, rng: Any) -> np.random.Generator:
@@ -89,8 +74,8 @@ def batches(*arrays: Any, batch_size: int, shuffle: bool = False,
     Shape: each array (N, ...) -> each batch element (<= batch_size, ...).
     Returns: an iterator of tuples (one entry per array, even for a single array).
     """
-    size = _int("batches", "batch_size", batch_size, 1)
-    shuffle = _flag("batches", "shuffle", shuffle)
+    size = check_size("batches", "batch_size", batch_size, 1)
+    shuffle = check_bool("batches", "shuffle", shuffle)
     gen = _generator("batches", rng)
     rows, n = _aligned("batches", arrays)
     order = gen.permutation(n) if shuffle else np.arange(n)
@@ -114,7 +99,7 @@ def train_val_split(*arrays: Any, val_fraction: float = 0.2, shuffle: bool = Tru
     fraction = _real("train_val_split", "val_fraction", val_fraction)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"train_val_split: val_fraction must be in (0, 1), got {val_fraction!r}")
-    shuffle = _flag("train_val_split", "shuffle", shuffle)
+    shuffle = check_bool("train_val_split", "shuffle", shuffle)
     gen = _generator("train_val_split", rng)
     rows, n = _aligned("train_val_split", arrays)
     split_at = math.floor(n * (1.0 - fraction))
@@ -140,8 +125,8 @@ def pad_sequences(seqs: Sequence, maxlen: int | None = None, dtype: Any = "int32
         if not isinstance(val, str) or val not in ("pre", "post"):
             raise ValueError(f"pad_sequences: {arg} must be 'pre' or 'post', got {val!r}")
     if maxlen is not None:
-        maxlen = _int("pad_sequences", "maxlen", maxlen, 0)
-    return_lengths = _flag("pad_sequences", "return_lengths", return_lengths)
+        maxlen = check_size("pad_sequences", "maxlen", maxlen, 0)
+    return_lengths = check_bool("pad_sequences", "return_lengths", return_lengths)
     dtype = _dtype(dtype)
     fill = _fill_value(value, dtype)
     if isinstance(seqs, (str, bytes)) or not hasattr(seqs, "__len__"):
@@ -226,8 +211,8 @@ def echo_task(n: int, T: int, rng: RNGLike = None, dim: int = 1) -> tuple[np.nda
     Inputs are uniform in [-1, 1]; a net must remember one step back.
     Shape: X (n, T, dim) float32, Y (n, T, dim) float32 with Y[:, t] = X[:, t-1], Y[:, 0] = 0.
     """
-    size = (_int("echo_task", "n", n, 0), _int("echo_task", "T", T, 1),
-            _int("echo_task", "dim", dim, 1))
+    size = (check_size("echo_task", "n", n, 0), check_size("echo_task", "T", T, 1),
+            check_size("echo_task", "dim", dim, 1))
     X = _generator("echo_task", rng).uniform(-1.0, 1.0, size=size).astype(np.float32)
     Y = np.zeros_like(X)
     Y[:, 1:] = X[:, :-1]
@@ -243,8 +228,8 @@ def binary_subtraction_task(n: int, bits: int = 4,
     Shape: X (n, bits, 2) float32 with X[:, t] = (bit t of a, bit t of b);
     Y (n, bits, 1) float32 with Y[:, t, 0] = bit t of a - b.
     """
-    n = _int("binary_subtraction_task", "n", n, 0)
-    bits = _int("binary_subtraction_task", "bits", bits, 1, 62)
+    n = check_size("binary_subtraction_task", "n", n, 0)
+    bits = check_size("binary_subtraction_task", "bits", bits, 1, 62)
     gen = _generator("binary_subtraction_task", rng)
     pair = gen.integers(0, 2**bits, size=(2, n), dtype=np.int64)
     a, b = pair.max(axis=0), pair.min(axis=0)
@@ -264,8 +249,8 @@ def spiral_task(n_per_class: int = 100, classes: int = 3, noise: float = 0.2,
     by class (class 0 first), as in CS231n; shuffle with `batches` or `train_val_split`.
     Shape: X (N, 2) float32, y (N,) int64 with N = n_per_class * classes.
     """
-    n_per_class = _int("spiral_task", "n_per_class", n_per_class, 0)
-    classes = _int("spiral_task", "classes", classes, 1)
+    n_per_class = check_size("spiral_task", "n_per_class", n_per_class, 0)
+    classes = check_size("spiral_task", "classes", classes, 1)
     noise = _real("spiral_task", "noise", noise)
     if noise < 0:
         raise ValueError(f"spiral_task: noise is a standard deviation, must be >= 0, got {noise}")

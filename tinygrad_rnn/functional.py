@@ -12,7 +12,7 @@ import numpy as np
 
 from tinygrad_rnn import ops
 from tinygrad_rnn.tensor import Tensor, apply, where
-from tinygrad_rnn.validate import as_array
+from tinygrad_rnn.validate import as_array, check_bool, check_int
 
 
 def _shift(x: Any, axis: Any, name: str) -> tuple[Tensor, np.ndarray]:
@@ -54,8 +54,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         rng: numpy Generator for the mask; None: numpy's global one (np.random.seed).
     """
     p = _real(p, "dropout", "p", 0.0, 1.0)
-    if not isinstance(training, (bool, np.bool_)):
-        raise TypeError(f"dropout: training must be a bool, got {type(training).__name__}")
+    check_bool("dropout", "training", training)
     if rng is not None and not isinstance(rng, (np.random.Generator, np.random.RandomState)):
         raise TypeError(f"dropout: rng must be a numpy Generator or None, got "
                         f"{type(rng).__name__}")
@@ -104,15 +103,9 @@ def _real(value: Any, name: str, what: str, low: float, high: float) -> float:
     return float(value)
 
 
-def _int(value: Any, name: str, what: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: {what} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
 def _axis(axis: Any, ndim: int, name: str) -> int:
     """A valid axis of an ndim-array, made non-negative; out of range is an IndexError."""
-    axis = _int(axis, name, "axis")
+    axis = check_int(name, "axis", axis)
     if not -max(ndim, 1) <= axis < max(ndim, 1) or ndim == 0:
         raise IndexError(f"{name}: axis {axis} is out of range for a tensor of {ndim} "
                          f"dimension(s)")
@@ -123,7 +116,7 @@ def check_padding_idx(name: str, padding_idx: Any, num_embeddings: int) -> int |
     """None, or an int in [-num_embeddings, num_embeddings) made non-negative (as torch)."""
     if padding_idx is None:
         return None
-    padding_idx = _int(padding_idx, name, "padding_idx")
+    padding_idx = check_int(name, "padding_idx", padding_idx)
     if not -num_embeddings <= padding_idx < num_embeddings:
         raise ValueError(f"{name}: padding_idx {padding_idx} is out of range for a table of "
                          f"{num_embeddings} rows (expected -{num_embeddings} <= padding_idx < "
@@ -274,7 +267,7 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
          smoothing: float, name: str) -> Tensor:
     """Shared body of nll_loss and cross_entropy on log-probabilities logp (..., C)."""
     _check_reduction(reduction, name)
-    ignore_index = _int(ignore_index, name, "ignore_index")
+    ignore_index = check_int(name, "ignore_index", ignore_index)
     if logp.ndim == 0:
         raise ValueError(f"{name}: input needs a class dimension, got shape {logp.shape}")
     n_cls = logp.shape[-1]

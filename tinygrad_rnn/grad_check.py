@@ -20,6 +20,7 @@ import numpy as np
 from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.tensor import Tensor, no_grad
+from tinygrad_rnn.validate import check_bool
 
 
 class GradcheckError(AssertionError, RuntimeError):
@@ -42,8 +43,7 @@ def _check_settings(who: str, eps: Any, atol: Any = 0.0, rtol: Any = 0.0,
     _check_number(who, "eps", eps, positive=True)
     _check_number(who, "atol", atol, positive=False)
     _check_number(who, "rtol", rtol, positive=False)
-    if not isinstance(raise_exception, (bool, np.bool_)):
-        raise TypeError(f"{who}: raise_exception must be True or False, got {raise_exception!r}")
+    check_bool(who, "raise_exception", raise_exception)
 
 
 def _check_inputs(who: str, fn: Any, inputs: Any) -> list[Any]:

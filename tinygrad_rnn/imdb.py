@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from tinygrad_rnn.data import _int
 from tinygrad_rnn.serialization import read_npz
+from tinygrad_rnn.validate import check_size
 
 
 def load_imdb(path: str | os.PathLike, num_words: int | None = None, skip_top: int = 0,
@@ -24,12 +24,12 @@ def load_imdb(path: str | os.PathLike, num_words: int | None = None, skip_top: i
     Shape: x_* (N,) object arrays of int lists, y_* (N,) labels.
     """
     f = "load_imdb"
-    num_words = None if num_words is None else _int(f, "num_words", num_words, 1)
-    skip_top, index_from = _int(f, "skip_top", skip_top, 0), _int(f, "index_from", index_from, 0)
-    maxlen = None if maxlen is None else _int(f, "maxlen", maxlen, 1)
-    seed = _int(f, "seed", seed, 0, 2**32 - 1)
-    start_char = None if start_char is None else _int(f, "start_char", start_char, 0)
-    oov_char = None if oov_char is None else _int(f, "oov_char", oov_char, 0)
+    num_words = None if num_words is None else check_size(f, "num_words", num_words, 1)
+    skip_top, index_from = check_size(f, "skip_top", skip_top, 0), check_size(f, "index_from", index_from, 0)
+    maxlen = None if maxlen is None else check_size(f, "maxlen", maxlen, 1)
+    seed = check_size(f, "seed", seed, 0, 2**32 - 1)
+    start_char = None if start_char is None else check_size(f, "start_char", start_char, 0)
+    oov_char = None if oov_char is None else check_size(f, "oov_char", oov_char, 0)
     path = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
     if isinstance(path, str) and not os.path.exists(path):
         raise FileNotFoundError(f"load_imdb: no file at {path!r}; pass the path of the Keras "

@@ -23,6 +23,7 @@ from tinygrad_rnn.history import History, plot_history, restore_best
 from tinygrad_rnn.metrics import accuracy, binary_accuracy, binary_accuracy_logits
 from tinygrad_rnn.serialization import save
 from tinygrad_rnn.tensor import Tensor, no_grad
+from tinygrad_rnn.validate import check_bool
 
 __all__ = ["History", "NonFiniteError", "accuracy", "binary_accuracy", "binary_accuracy_logits",
            "evaluate", "fit", "plot_history", "predict", "restore_best"]
@@ -193,8 +194,7 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
     metrics = args.metrics_dict("fit", metrics)
     checkpoint = args.checkpoint_path(checkpoint)
     for name, flag in (("progress", progress), ("shuffle", shuffle)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"fit: {name} must be True or False, got {flag!r}")
+        check_bool("fit", name, flag)
     gen, named = args.generator(rng), _named(model, optimizer)
     history = History("loss" if val is None else "val_loss", checkpoint)
     n_batches = math.ceil(len(X) / batch_size)

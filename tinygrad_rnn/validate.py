@@ -21,12 +21,20 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def check_size(who: str, name: str, value: Any, minimum: int = 0) -> int:
-    """An int (Python or numpy, not bool) >= minimum: a layer size, a count, an index."""
+def check_int(who: str, name: str, value: Any) -> int:
+    """An int (Python or numpy; not a bool, not 2.0) of any sign: an axis, an ignore_index."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{who}: {name} must be an int, got {_kind(value)} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{who}: {name} must be >= {minimum}, got {value}")
+        raise TypeError(f"{who}: {name} must be an integer, got {_kind(value)} {value!r}")
+    return int(value)
+
+
+def check_size(who: str, name: str, value: Any, minimum: int = 0,
+               maximum: int | None = None) -> int:
+    """check_int, in [minimum, maximum]: a layer size, a count, an index, a seed."""
+    value = check_int(who, name, value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{who}: {name} must be {bound}, got {value}")
     return int(value)
 
 

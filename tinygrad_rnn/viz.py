@@ -23,6 +23,7 @@ import numpy as np
 
 from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn.validate import check_bool
 
 _STEP = re.compile(r"t=(-?[0-9]+)\Z")  # \Z: "t=3\n" is a generic label, not step 3
 _NO_DOT = ("render: Graphviz's `dot` executable was not found on PATH. graph.source needs no "
@@ -188,8 +189,7 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         raise TypeError(f"draw_graph: expected a Tensor as root, got {type(root).__name__}")
     for arg, flag in (("show_shapes", show_shapes), ("group_steps", group_steps),
                       ("show_grad", show_grad)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"draw_graph: {arg} must be True or False, got {flag!r}")
+        check_bool("draw_graph", arg, flag)
     if max_steps is not None and (isinstance(max_steps, (bool, np.bool_)) or
                                   not isinstance(max_steps, (int, np.integer))):
         raise TypeError(f"draw_graph: max_steps must be an int >= 1 or None, got {max_steps!r}")
