@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import built_in_float64
 
 import tinygrad_rnn as tg
 from tinygrad_rnn.nn import Cell, GRUCell, LSTMCell, Parameter, Recurrent, RNNCell
@@ -22,11 +23,7 @@ CELLS = [
 @pytest.mark.parametrize("make", CELLS)
 def test_cell_gradients_through_unrolled_steps(make):
     np.random.seed(0)
-    tg.set_default_dtype(np.float64)
-    try:
-        cell = make()
-    finally:
-        tg.set_default_dtype(np.float32)
+    cell = built_in_float64(make)
     x = tg.Tensor(np.random.randn(2, 3, 3), requires_grad=True)
 
     def loss():

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import built_in_float64
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
-
-
-def _f64(make):
-    tg.set_default_dtype(np.float64)
-    try:
-        return make()
-    finally:
-        tg.set_default_dtype(np.float32)
 
 
 def test_cell_layout_state_and_parameter_order():
@@ -34,8 +27,8 @@ def test_cell_layout_state_and_parameter_order():
 
 def test_cell_step_is_the_projected_lstm_step():
     np.random.seed(0)
-    cell = _f64(lambda: nn.LSTMCell(3, 4, proj_size=2))
-    plain = _f64(lambda: nn.LSTMCell(3, 4))
+    cell = built_in_float64(lambda: nn.LSTMCell(3, 4, proj_size=2))
+    plain = built_in_float64(lambda: nn.LSTMCell(3, 4))
     x, h, c = np.random.randn(2, 3), np.random.randn(2, 2), np.random.randn(2, 4)
     # the unprojected cell whose weight_hh reads the 2-wide h through zero-padded columns
     sd = cell.state_dict()
@@ -49,7 +42,7 @@ def test_cell_step_is_the_projected_lstm_step():
 
 def test_recurrent_and_stack_gradients_by_central_differences():
     np.random.seed(1)
-    layer = _f64(lambda: nn.Recurrent(nn.LSTMCell(3, 4, proj_size=2), return_state=True))
+    layer = built_in_float64(lambda: nn.Recurrent(nn.LSTMCell(3, 4, proj_size=2), return_state=True))
     x = tg.Tensor(np.random.randn(2, 5, 3), requires_grad=True)
 
     def loss():
@@ -57,7 +50,7 @@ def test_recurrent_and_stack_gradients_by_central_differences():
         return (out ** 2).sum() + (c * c).sum()
     assert tg.gradcheck_module(layer, loss)
     assert tg.gradcheck(lambda xs: layer(xs)[0], [x])
-    stack = _f64(lambda: nn.LSTM(3, 4, 2, proj_size=3, bidirectional=True, batch_first=True))
+    stack = built_in_float64(lambda: nn.LSTM(3, 4, 2, proj_size=3, bidirectional=True, batch_first=True))
     assert tg.gradcheck_module(stack, lambda: (stack(x)[0] ** 2).sum())
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import built_in_float64
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
@@ -13,12 +14,6 @@ from tinygrad_rnn import nn
 P_IN, P_REC = 0.3, 0.4
 
 
-def _f64(make):
-    tg.set_default_dtype(np.float64)
-    try:
-        return make()
-    finally:
-        tg.set_default_dtype(np.float32)
 
 
 MAKERS = {
@@ -33,9 +28,9 @@ MAKERS = {
 def _pair(kind: str, seed: int = 0):
     """(cell with dropout and a seeded rng, the same weights without dropout), float64."""
     np.random.seed(seed)
-    cell = _f64(lambda: MAKERS[kind](dropout=P_IN, recurrent_dropout=P_REC,
+    cell = built_in_float64(lambda: MAKERS[kind](dropout=P_IN, recurrent_dropout=P_REC,
                                      rng=np.random.default_rng(seed)))
-    plain = _f64(lambda: MAKERS[kind]())
+    plain = built_in_float64(lambda: MAKERS[kind]())
     plain.load_state_dict(cell.state_dict())
     return cell, plain
 
@@ -243,7 +238,7 @@ def test_stacks_take_recurrent_dropout_for_every_layer_and_direction():
 
 
 def test_a_stack_gradchecks_with_its_masks_held_by_the_global_seed():
-    gru = _f64(lambda: nn.GRU(3, 4, 2, bidirectional=True, recurrent_dropout=0.5))
+    gru = built_in_float64(lambda: nn.GRU(3, 4, 2, bidirectional=True, recurrent_dropout=0.5))
     x = np.random.default_rng(0).standard_normal((4, 2, 3))
 
     def loss():
