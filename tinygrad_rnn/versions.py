@@ -76,16 +76,15 @@ def on_record(t: Any) -> None:
         g.gen = _generation[0]
 
 
-def _compare(g: Guard) -> bool:
+def _compare(g: Guard) -> None:
     """Stamp a write (and refresh the copy) if the handed-out array no longer holds the copy's
-    values; True if it changed."""
+    values."""
     a, c = cast(np.ndarray, g.array), cast(np.ndarray, g.copy)  # set: called for a copy only
     same = a.shape == c.shape and a.dtype == c.dtype and np.array_equal(
         a, c, equal_nan=a.dtype.kind == "f")
     if not same:
         g.written = next(SEQUENCE)
         g.copy = a.copy()
-    return not same
 
 
 def check(parent: Any, child: Any, compared: set[Any]) -> None:
