@@ -273,3 +273,8 @@ def test_set_default_dtype_names_a_bad_dtype(dtype, match):
     with pytest.raises(TypeError, match=f"set_default_dtype: .*{match}"):
         set_default_dtype(dtype)
     assert get_default_dtype() == before
+
+
+def test_chunk_of_an_empty_axis_gives_chunks_empty_pieces_as_torch():
+    pieces = Tensor(np.zeros((2, 0)), requires_grad=True).chunk(4, axis=1)
+    assert [p.shape for p in pieces] == [(2, 0)] * 4

@@ -354,7 +354,7 @@ class Tensor:
         n = self.shape[axis if type(axis) is int and -ndim <= axis < ndim  # the usual case
                        else ops.axis_index("chunk", axis, ndim)]
         step = max(-(-n // chunks), 1)
-        sizes = [min(step, n - s) for s in range(0, n, step)] or [0]
+        sizes = [min(step, n - s) for s in range(0, n, step)] or [0] * chunks  # n = 0: as torch
         return apply_multi(ops.Split, self, sizes=sizes, axis=axis)
 
     def split(self, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:

@@ -202,9 +202,8 @@ class _TorchCell(DropoutMasks, Cell):
         return getattr(self, "proj_size", 0) or self.hidden_size
 
     def gates_of(self, t: Tensor) -> list[Tensor]:
-        """(B, G*H) -> G pieces (B, H) in gate order. With hidden_size 0 every piece is the
-        empty t itself (the split primitive refuses pieces of size 0)."""
-        return t.chunk(self.gates, axis=1) if self.hidden_size else [t] * self.gates
+        """(B, G*H) -> G pieces (B, H) in gate order (G empty pieces when hidden_size is 0)."""
+        return t.chunk(self.gates, axis=1)
 
     def check_parameters(self, who: str) -> None:
         """A Parameter replaced by one of another shape (or a bias by None) is named here,
