@@ -216,6 +216,28 @@ def join(draw, op):
     return Case([leaf(draw(values(s, op.domain))) for s in shapes], {"axis": axis})
 
 
+@st.composite
+def broadcast_to(draw, op):
+    shape = draw(st.sampled_from([(), (3,), (1, 3), (2, 1), (2, 3)]))
+    target = draw(st.sampled_from([(2, 3), (4, 2, 3)]))
+    return Case([leaf(draw(values(shape, op.domain)))], {"shape": target})
+
+
+@st.composite
+def scatter_add(draw, op):
+    """Values for every index form getitem takes, scattered into a (4, 3) buffer."""
+    idx = draw(index((4, 3)))
+    shape = np.zeros((4, 3))[idx].shape
+    return Case([leaf(draw(values(shape, op.domain)))], {"index": idx, "shape": (4, 3)})
+
+
+@st.composite
+def astype(draw, op):
+    """A cast to float64: central differences in float64 cannot check a lossy cast."""
+    shape = draw(st.sampled_from([(), (3,), (2, 3)]))
+    return Case([leaf(draw(values(shape, op.domain)))], {"dtype": np.float64})
+
+
 CASES = {
     "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
     "matmul": matmul, "addmm": addmm, "addcmul": ternary, "where": where,
@@ -225,6 +247,7 @@ CASES = {
     "reshape": reshape, "transpose": transpose, "getitem": getitem, "split": split, "unbind": unbind,
     "embedding": embedding,
     "cat": join, "stack": join,
+    "broadcast_to": broadcast_to, "scatter_add": scatter_add, "astype": astype,
 }
 
 

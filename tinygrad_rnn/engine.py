@@ -55,12 +55,24 @@ def toposort(root: Any) -> list[Any]:
     An op's output is created after its inputs, so creation order (`_seq`) is a topological
     order: collect what `root` reaches, then sort (as PyTorch's sequence numbers do).
     """
+    return toposort_many([root])
+
+
+def toposort_many(roots: list[Any], stop_below: int = 0) -> list[Any]:
+    """toposort under several roots; nodes created before `stop_below` (a sequence number)
+    are included but not walked through (a checkpoint's recomputation ends at its inputs)."""
     compared: set[Any] = set()
-    top = root._op or root
-    if top._guard is not None:
-        versions.check(top, None, compared)
-    root = _node(root)
-    order, seen, todo = [root], {root}, [root]  # nodes hash by identity
+    order: list[Any] = []
+    seen: set[Any] = set()  # nodes hash by identity
+    for root in roots:
+        top = root._op or root
+        if top._guard is not None:
+            versions.check(top, None, compared)
+        root = node_of(root)
+        if root not in seen:
+            seen.add(root)
+            order.append(root)
+    todo = [n for n in order if n._seq >= stop_below]
     while todo:
         node = todo.pop()
         for p in node._parents:
@@ -74,7 +86,8 @@ def toposort(root: Any) -> list[Any]:
             if p.requires_grad and p not in seen:
                 seen.add(p)
                 order.append(p)
-                todo.append(p)
+                if p._seq >= stop_below:
+                    todo.append(p)
     order.sort(key=_seq_of)
     return order
 
@@ -82,7 +95,7 @@ def toposort(root: Any) -> list[Any]:
 _seq_of = operator.attrgetter("_seq")
 
 
-def _node(t: Any) -> Any:
+def node_of(t: Any) -> Any:
     """The graph node standing for `t`: its Op (a multi-output op for a Port), or the tensor
     itself when it is a leaf."""
     node = t._op or t
@@ -111,7 +124,7 @@ _FREED = ("backward: trying to backward through a graph a second time; its saved
 def _sweep(root_tensor: Any, seed: np.ndarray | list[np.ndarray | None],
            retain_graph: bool) -> None:
     order = toposort(root_tensor)  # first: it checks for in-place changes before any work
-    root = _node(root_tensor)
+    root = node_of(root_tensor)
     grads: dict[Any, Any] = {root: seed}  # keyed by node (identity hash)
     owned: set[Any] = set()  # grads the engine allocated itself, safe to add into in place
     n_leaves = bisect.bisect_right(order, 0, key=_seq_of)  # leaves sort first (_seq 0)

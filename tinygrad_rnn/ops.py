@@ -1,8 +1,12 @@
 """Differentiable primitives: forward and backward side by side, in one enumerable registry.
 
-Each op works on numpy arrays only. `forward` saves what `backward` needs (usually its own
-output, never a recomputation); `backward(g)` returns one gradient per input, or None for an
-input that needs none (`self.needs` says which do). Gradients may keep broadcast shapes: the
+`forward` works on numpy arrays and saves what `backward` needs (usually its own output,
+never a recomputation); `backward(g)` returns one gradient per input, or None for an input that
+needs none (`self.needs` says which do). A backward is written once, in operations numpy arrays
+and Tensors both understand (bridge.py spells the few that differ): on arrays it is the fast
+gradient; when a backward is recorded (`create_graph=True`, grad_sweep.py), `g` is a Tensor and
+the attributes named in `saved_tensors` hold Tensors wired to the graph, so the same lines
+record a differentiable gradient. Masks and other piecewise constants stay arrays. Gradients may keep broadcast shapes: the
 engine (engine.py) sums them back to each input's shape in one place. Two structured
 gradients (gradients.py) let the engine sum cheaply: IndexGrad (a slice's gradient, added into a
 buffer) and OuterGrad (a matmul's right operand, summed over its uses in blocked GEMMs).
@@ -19,9 +23,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from tinygrad_rnn import bridge
 from tinygrad_rnn.gradients import OuterGrad
 
 OPS: dict[str, type[Op]] = {}
+OUTPUT = -1  # in `saved_tensors`: the attribute holds the op's own output
 OpT = TypeVar("OpT", bound="Op")
 
 
@@ -45,7 +51,9 @@ class Op:
     keeps what backward saved and nothing else; an intermediate Tensor is freed as soon as
     the user drops it. The engine (tensor.apply) sets `_shape` and `_dtype` (the output's),
     `_scope` and `_seq`; a subclass keeps its own state in any other attribute. `saves` lists
-    the inputs whose arrays backward reads (None: all of them), for the in-place check.
+    the inputs whose arrays backward reads (None: all of them), for the in-place check;
+    `saved_tensors` names the attributes holding an input's array or the output, which a
+    recorded backward reads as Tensors (differentiably).
     """
 
     __slots__ = ("__dict__", "_dtype", "_parents", "_scope", "_seq", "_shape", "needs")
@@ -66,6 +74,7 @@ class Op:
     _retained: Any = None  # weakref to the output Tensor, when it called retain_grad()
     _guard: Any = None  # versions.Guard once the output's array was written or handed out
     saves: tuple[int, ...] | None = None
+    saved_tensors: tuple[tuple[str, int], ...] = ()  # (attribute, input index or OUTPUT)
 
     @property
     def _op(self) -> Op:
@@ -113,6 +122,8 @@ class Sub(Op):
 
 @primitive("mul", arity=2)
 class Mul(Op):
+    saved_tensors = (("x", 0), ("y", 1))
+
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.x, self.y = x, y
         return x * y
@@ -124,6 +135,7 @@ class Mul(Op):
 @primitive("div", arity=2, domain=(0.5, 2.0))
 class Div(Op):
     saves = (1,)
+    saved_tensors = (("y", 1), ("out", OUTPUT))
 
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.y = y
@@ -137,6 +149,8 @@ class Div(Op):
 
 @primitive("pow", arity=2, domain=(0.5, 2.0))
 class Pow(Op):
+    saved_tensors = (("x", 0), ("y", 1), ("out", OUTPUT))
+
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.x, self.y = x, y
         with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** -1 = inf, as torch
@@ -145,17 +159,20 @@ class Pow(Op):
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         x, y = self.x, self.y
+        xs, ys = bridge.data(x), bridge.data(y)  # the masks are constants
         with np.errstate(divide="ignore", invalid="ignore"):
             # d/dx = y x^(y-1), 0 where y == 0 (also at x == 0, as torch); d/dy = x^y log x,
             # 0 where x == 0 and y >= 0 (the limit), as torch
-            gx = g * np.where(y == 0, 0, y * x ** (y - 1)) if self.needs[0] else None
-            gy = (g * np.where((x == 0) & (y >= 0), 0, self.out * np.log(x))
+            gx = g * bridge.where(ys == 0, 0.0, y * x ** (y - 1)) if self.needs[0] else None
+            gy = (g * bridge.where((xs == 0) & (ys >= 0), 0.0, self.out * bridge.log(x))
                   if self.needs[1] else None)
         return gx, gy
 
 
 @primitive("matmul", arity=2)
 class MatMul(Op):
+    saved_tensors = (("x", 0), ("y", 1))
+
     def forward(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError("both operands need at least one dimension")
@@ -180,18 +197,18 @@ class MatMul(Op):
             if y2.ndim == 2 and g.ndim > 2:  # fold the batch into one GEMM
                 gx = (_rows(g) @ y2.T).reshape(g.shape[:-1] + y2.shape[:1])
             else:
-                gx = g @ np.swapaxes(y2, -1, -2)
+                gx = g @ bridge.swapaxes(y2, -1, -2)
             gx = gx[..., 0, :] if x.ndim == 1 else gx
         if self.needs[1]:
             if y2.ndim == 2 and x2.ndim > 2:  # (..., n, k) @ (k, m): fold the batch into one matmul
                 gy = _rows(x2).T @ _rows(g)
             else:
-                gy = np.swapaxes(x2, -1, -2) @ g
+                gy = bridge.swapaxes(x2, -1, -2) @ g
             gy = gy[..., 0] if y.ndim == 1 else gy
         return gx, gy
 
 
-def _rows(a: np.ndarray) -> np.ndarray:
+def _rows(a: Any) -> Any:
     """(..., k) -> (rows, k): the leading axes folded into one (also when k == 0)."""
     return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
@@ -202,6 +219,7 @@ class AddMM(Op):
     separate a @ b array stays alive in the graph (an RNN step's gates, an input projection)."""
 
     saves = (1, 2)
+    saved_tensors = (("a", 1), ("b", 2))
 
     def forward(self, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim != 2 or b.ndim != 2:
@@ -222,6 +240,7 @@ class AddCMul(Op):
     separate a * b array stays alive in the graph (an LSTM's f * c + i * g, a gate's affine)."""
 
     saves = (1, 2)
+    saved_tensors = (("a", 1), ("b", 2))
 
     def forward(self, c: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         self.a, self.b = a, b
@@ -252,8 +271,8 @@ class Where(Op):
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         zero = np.zeros((), g.dtype)
-        ga = np.where(self.cond, g, zero) if self.needs[1] else None
-        gb = np.where(self.cond, zero, g) if self.needs[2] else None
+        ga = bridge.where(self.cond, g, zero) if self.needs[1] else None
+        gb = bridge.where(self.cond, zero, g) if self.needs[2] else None
         return None, ga, gb
 
 
@@ -273,6 +292,7 @@ class Neg(Op):
 @primitive("exp")
 class Exp(Op):
     saves = ()
+    saved_tensors = (("out", OUTPUT),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.exp(x)
@@ -284,6 +304,8 @@ class Exp(Op):
 
 @primitive("log", domain=(0.5, 2.0))
 class Log(Op):
+    saved_tensors = (("x", 0),)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
         return np.log(x)
@@ -295,6 +317,7 @@ class Log(Op):
 @primitive("sqrt", domain=(0.5, 2.0))
 class Sqrt(Op):
     saves = ()
+    saved_tensors = (("out", OUTPUT),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.sqrt(x)
@@ -311,12 +334,13 @@ class Abs(Op):
         return np.abs(x)
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return (g * np.sign(self.x),)  # sign(0) = 0, as torch
+        return (g * np.sign(self.x),)  # sign(0) = 0, as torch; a constant
 
 
 @primitive("tanh")
 class Tanh(Op):
     saves = ()
+    saved_tensors = (("out", OUTPUT),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.out = np.tanh(x)
@@ -331,6 +355,7 @@ class Tanh(Op):
 @primitive("sigmoid")
 class Sigmoid(Op):
     saves = ()
+    saved_tensors = (("out", OUTPUT),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         out = np.tanh(x * 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
@@ -355,7 +380,7 @@ class Relu(Op):
         return self.out
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return (g * (self.out > 0),)
+        return (g * (self.out > 0),)  # the mask is a constant
 
 
 @primitive("clip")
@@ -381,12 +406,15 @@ class Clip(Op):
 
 # the shape primitives register themselves into OPS on import; re-exported as ops.<Name>
 from tinygrad_rnn.shape_ops import (
+    AsType,
+    BroadcastTo,
     Cat,
     Embedding,
     GetItem,
     Max,
     Mean,
     Reshape,
+    ScatterAdd,
     Split,
     Stack,
     Sum,
@@ -398,6 +426,6 @@ from tinygrad_rnn.shape_ops import (
 )
 
 __all__ = [
-    "OPS", "Cat", "Embedding", "GetItem", "Max", "Mean", "Op", "Reshape", "Split", "Stack", "Sum",
+    "OPS", "OUTPUT", "AsType", "BroadcastTo", "Cat", "Embedding", "GetItem", "Max", "Mean", "Op", "Reshape", "ScatterAdd", "Split", "Stack", "Sum",
     "Transpose", "Unbind", "axis_index", "is_int", "normalize_index", "primitive",
 ]

@@ -10,6 +10,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from tinygrad_rnn import bridge
 from tinygrad_rnn.gradients import IndexGrad
 from tinygrad_rnn.ops import Op, primitive
 
@@ -60,7 +61,7 @@ class Sum(Op):
         return np.asarray(x.sum(axis=axis, keepdims=keepdims))
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return (np.broadcast_to(g.reshape(self.kept), self.shape),)
+        return (bridge.broadcast_to(g.reshape(self.kept), self.shape),)
 
 
 @primitive("mean")
@@ -80,7 +81,7 @@ class Mean(Op):
         return np.asarray(np.mean(x, axis=axis, keepdims=keepdims), x.dtype)
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return (np.broadcast_to(g.reshape(self.kept) * self.scale, self.shape),)
+        return (bridge.broadcast_to(g.reshape(self.kept) * self.scale, self.shape),)
 
 
 @primitive("max")
@@ -97,8 +98,9 @@ class Max(Op):
         hit = self.x == self.out
         if self.x.dtype.kind == "f" and np.isnan(self.out).any():  # a NaN is the max: it
             hit |= np.isnan(self.x) & np.isnan(self.out)  # takes the gradient, as torch
+        # ties share the gradient equally; a constant (the argmax stays under a small change)
         share = hit / hit.sum(axis=tuple(i for i, n in enumerate(self.kept) if n == 1),
-                              keepdims=True)  # ties share the gradient equally
+                              keepdims=True)
         return (g.reshape(self.kept) * share.astype(g.dtype),)
 
 
@@ -136,7 +138,7 @@ class Transpose(Op):
         return x.transpose(self.axes)
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return (g.transpose(np.argsort(self.axes)),)
+        return (g.transpose(tuple(int(a) for a in np.argsort(self.axes))),)
 
 
 def normalize_index(index: Any, shape: tuple[int, ...]) -> Any:
@@ -242,8 +244,8 @@ class Split(Op):
         return pieces
 
     def backward(self, gs: list[np.ndarray | None]) -> tuple[Any, ...]:
-        return (np.concatenate([np.zeros(s, self.dtype) if g is None else g
-                                for g, s in zip(gs, self.shapes)], axis=self.axis),)
+        return (bridge.concatenate([np.zeros(s, self.dtype) if g is None else g
+                                    for g, s in zip(gs, self.shapes)], self.axis),)
 
 
 @primitive("unbind")
@@ -264,8 +266,8 @@ class Unbind(Op):
         return pieces
 
     def backward(self, gs: list[np.ndarray | None]) -> tuple[Any, ...]:
-        return (np.stack([np.zeros(self.shape, self.dtype) if g is None else g for g in gs],
-                         axis=self.axis),)
+        return (bridge.stack([np.zeros(self.shape, self.dtype) if g is None else g for g in gs],
+                             self.axis),)
 
 
 @primitive("embedding", arity=1)
@@ -288,7 +290,7 @@ class Embedding(Op):
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
         if self.padding_idx is not None:
-            g = np.where((self.indices == self.padding_idx)[..., None], 0, g).astype(g.dtype)
+            g = bridge.where((self.indices == self.padding_idx)[..., None], np.zeros((), g.dtype), g)
         return (IndexGrad(self.indices, g, basic=False),)
 
 
@@ -308,12 +310,12 @@ class Cat(Op):
             if x.shape[:axis] + x.shape[axis + 1:] != xs[0].shape[:axis] + xs[0].shape[axis + 1:]:
                 raise ValueError(f"the tensor at position {i} has shape {x.shape}, which "
                                  f"differs from {xs[0].shape} outside axis {axis}")
-        self.ends = np.cumsum([x.shape[axis] for x in xs])[:-1]
+        self.ends = [int(e) for e in np.cumsum([x.shape[axis] for x in xs])[:-1]]
         self.axis = axis
         return np.concatenate(xs, axis=axis)
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return tuple(np.split(g, self.ends, axis=self.axis))
+        return bridge.split_at(g, self.ends, self.axis)
 
 
 @primitive("stack", arity=-1)
@@ -331,4 +333,63 @@ class Stack(Op):
         return np.stack(xs, axis=self.axis)
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        return tuple(np.moveaxis(g, self.axis, 0))
+        return bridge.unstack(g, self.axis)
+
+
+# ---- what a recorded backward needs besides the above ----------------------------------------
+
+@primitive("broadcast_to")
+class BroadcastTo(Op):
+    """x broadcast to `shape` (numpy's rules); its gradient sums the broadcast axes back."""
+
+    saves = None  # its output is a view of x
+
+    def forward(self, x: np.ndarray, shape: Any) -> np.ndarray:
+        if not all(is_int(n) and n >= 0 for n in shape):
+            raise TypeError(f"shape {tuple(shape)} must be ints >= 0")
+        self.shape = x.shape
+        try:
+            return np.broadcast_to(x, tuple(shape))
+        except ValueError:
+            raise ValueError(f"cannot broadcast {x.shape} to {tuple(shape)}") from None
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        return (bridge.unbroadcast(g, self.shape),)
+
+
+@primitive("scatter_add")
+class ScatterAdd(Op):
+    """Zeros of `shape` with `values` added at `index` (repeated indices accumulate): the
+    gradient of getitem and embedding, recorded. Its own gradient gathers g at `index`."""
+
+    saves = ()
+
+    def forward(self, values: np.ndarray, index: Any, shape: Any) -> np.ndarray:
+        self.index = index = normalize_index(index, tuple(shape))
+        buf = np.zeros(tuple(shape), values.dtype)
+        if buf[index].shape != values.shape:
+            raise ValueError(f"values of shape {values.shape} for a selection of shape "
+                             f"{buf[index].shape}")
+        IndexGrad(index, values, _is_basic(index)).add_into(buf)
+        return buf
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        return (g[self.index],)
+
+
+@primitive("astype")
+class AsType(Op):
+    """x cast to floating `dtype` (a mixed-precision gradient, recorded); the gradient is cast
+    back to x's dtype."""
+
+    saves = ()
+
+    def forward(self, x: np.ndarray, dtype: Any) -> np.ndarray:
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"dtype must be floating, got {dtype}")
+        self.dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        return (bridge.astype(g, self.dtype),)

@@ -54,6 +54,13 @@ def _embedding(w, indices, padding_idx=None):
     return torch.nn.functional.embedding(torch.as_tensor(indices), w, padding_idx=padding_idx)
 
 
+def _scatter_add(v, index, shape):
+    """Zeros with v added at index: torch's own gradient of x[index], differentiable in v."""
+    x = torch.zeros(shape, dtype=v.dtype, requires_grad=True)
+    return torch.autograd.grad((x[_torch_index(index, shape)] * v).sum(), x,
+                               create_graph=True)[0]
+
+
 TORCH = {
     "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow,
     "matmul": torch.matmul, "addmm": torch.addmm,
@@ -70,6 +77,9 @@ TORCH = {
     "embedding": _embedding,
     "cat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),
+    "broadcast_to": lambda x, shape: torch.broadcast_to(x, shape),
+    "scatter_add": lambda v, index, shape: _scatter_add(v, index, shape),
+    "astype": lambda x, dtype: x.to(getattr(torch, np.dtype(dtype).name)),
 }
 
 
