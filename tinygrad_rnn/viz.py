@@ -5,6 +5,11 @@ Recurrent layers stamp their ops with nested `graph_scope` labels (`layer=<k>`, 
 the traversal order, never from `id()`, so one program gives the same DOT text on every run.
 Every text that reaches a label (parameter names, scope labels, op names) is escaped, so it is
 shown literally and can never break the DOT or render as markup.
+
+A gradient recorded with `autograd.grad(..., create_graph=True)` carries the scope
+`("grad",) + forward scope`, so the derived BPTT gets its own `cluster_grad_..._t<k>` clusters,
+drawn in red, labelled `grad t=<k>` and listed in the order the backward ran them (last step
+first); a second derivative nests `grad` twice and is drawn in violet.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ _PARAMS = "a Module, a dict name -> Tensor, or an iterable of (name, Tensor) pai
 # is the node id, `\n` a line break); a label that starts with "<" and ends with ">" would be
 # HTML. So & < > " become entities, a backslash is doubled and a newline is a line break.
 _DOT_TEXT = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\\": "\\\\", "\n": "\\n"}
+_GRAD = "grad"  # the scope label grad_sweep puts before a recorded backward op's forward scope
+# (outline, step-cluster fill) by derivative order: 1 red, 2 and higher violet
+_GRAD_LOOK = {1: ("#b03a2e", "#fdf1ef"), 2: ("#7d3c98", "#f6effa")}
+_SAVED_EDGE = "gray60"  # a forward value (or a weight) read by a derivative's op
 
 
 def _escape(text: Any) -> str:
@@ -108,6 +117,27 @@ def _step(scope: tuple[str, ...]) -> tuple[tuple[str, ...], int] | None:
                  if (m := _STEP.match(str(lab)))), None)
 
 
+def _grad_order(scope: tuple[str, ...]) -> int:
+    """How many derivatives deep an op is: the number of leading `grad` labels of its scope."""
+    return next((i for i, lab in enumerate(scope) if lab != _GRAD), len(scope))
+
+
+def _cluster_look(path: tuple[str, ...]) -> dict[str, str]:
+    """A cluster's label and style: a gradient's clusters say `grad` (`grad^2`, ...) and are
+    outlined in their order's colour, its step clusters filled, so they stand apart."""
+    k = _grad_order(path)
+    if k == 0:
+        return {"label": _escape(path[-1]), "style": "rounded"}
+    line, fill = _GRAD_LOOK[min(k, 2)]
+    name = _GRAD if k == 1 else f"{_GRAD}^{k}"
+    own = path[-1] if len(path) > k else ""
+    look = {"label": _escape(f"{name} {own}".strip()), "style": "rounded", "color": line,
+            "fontcolor": line, "penwidth": "1.5"}
+    if _STEP.match(str(own)):
+        look.update(style="rounded,filled", fillcolor=fill)
+    return look
+
+
 def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict, dict]:
     """Drawn id per node ("n<i>", or "e<j>" for an elided step), scope per drawn id, and the
     elided steps per (layer, direction): all but the first and last k. A leaf goes in the
@@ -138,20 +168,26 @@ def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict
     return vid, where, gone
 
 
-def _assemble(nodes: dict[tuple[str, ...], list]) -> graphviz.Digraph:
-    """Nested clusters, steps in time order, each named after its labels (a valid DOT id)."""
+def _assemble(nodes: dict[tuple[str, ...], list], ran: dict[tuple[str, ...], int]
+              ) -> graphviz.Digraph:
+    """Nested clusters, each named after its labels (a valid DOT id): a forward's steps in time
+    order, a gradient's steps in the order its backward ran them (`ran`: first op created)."""
     graph, taken = graphviz.Digraph("tinygrad_rnn", node_attr={"fontsize": "10"}), set()
     rank = {q[:k]: 0 for q in nodes for k in range(1, len(q) + 1)}
     rank = {q: i for i, q in enumerate(rank)}
     subs: dict[tuple[str, ...], graphviz.Digraph] = {(): graph}
-    for path in sorted(rank, key=lambda q: [int(m.group(1)) if (m := _STEP.match(
-            str(lab))) else rank[q[:i + 1]] for i, lab in enumerate(q)]):
+
+    def place(q: tuple[str, ...], i: int) -> int:
+        if not (m := _STEP.match(str(q[i]))):
+            return rank[q[:i + 1]]
+        return ran.get(q[:i + 1], 0) if _grad_order(q) else int(m.group(1))
+
+    for path in sorted(rank, key=lambda q: [place(q, i) for i in range(len(q))]):
         base = "cluster_" + "_".join(re.sub(r"\W+", "_", str(lab).replace("dir=", "").replace(
             "=", ""), flags=re.ASCII) for lab in path)
         name = next(c for i in count() if (c := f"{base}_{i}" if i else base) not in taken)
         taken.add(name)  # distinct labels may sanitise alike: the later gets a suffix
-        subs[path] = graphviz.Digraph(name, graph_attr={"label": _escape(path[-1]),
-                                                        "style": "rounded"})
+        subs[path] = graphviz.Digraph(name, graph_attr=_cluster_look(path))
     for path, members in nodes.items():
         for nid, attrs in members:
             subs[path].node(nid, **attrs)
@@ -215,6 +251,8 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
             continue
         if n._op is not None:
             attrs = {"label": _escape(n._op.name), "shape": "box"}
+            if k := _grad_order(n._scope):  # a derivative's op: outlined in its order's colour
+                attrs["color"] = _GRAD_LOOK[min(k, 2)][0]
         elif id(n) in names or n.requires_grad:  # parameters by name, other leaves as inputs
             attrs = {"label": _escape(names.get(id(n), "input")), "shape": "ellipse"}
             if not show_grad:
@@ -233,15 +271,31 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         dots = {"label": f"… {len(steps)} steps …", "shape": "plaintext"}
         nodes.setdefault(prefix if group_steps else (), []).append((f"e{i}", dots))
 
-    graph, edges = _assemble(nodes), set()
+    graph, edges = _assemble(nodes, _ran(order)), set()
     for n in order:
         for p in _inputs(n):
             src, dst = vid[id(p)], vid[id(n)]
             elided = "e" in (src[0], dst[0])
             if src != dst and src in where and not (elided and (src, dst) in edges):
                 edges.add((src, dst))  # parallel edges (x * x) stay, elided ones merge
-                graph.edge(src, dst, **({"style": "dashed"} if elided else {}))
+                look = {"style": "dashed"} if elided else {}
+                if _grad_order(where[src]) < _grad_order(where[dst]):
+                    # a saved value the derivative reconnects to: grey, and free of the ranking,
+                    # so the derivative's own flow lays out beside the forward, last step on top
+                    look.update(color=_SAVED_EDGE, constraint="false")
+                graph.edge(src, dst, **look)
     return graph
+
+
+def _ran(order: list[Any]) -> dict[tuple[str, ...], int]:
+    """For each step of a gradient (its scope up to the `t=` label), when its backward began:
+    the creation number of its first op. The sweep runs the last step first."""
+    ran: dict[tuple[str, ...], int] = {}
+    for n in order:
+        if n._op is not None and _grad_order(n._scope) and (s := _step(n._scope)) is not None:
+            path = n._scope[:len(s[0]) + 1]
+            ran[path] = min(ran.get(path, n._seq), n._seq)
+    return ran
 
 
 def render(graph: graphviz.Digraph, path: str | Path, format: str = "svg") -> str:
