@@ -171,16 +171,16 @@ def _layout(order: list[Tensor], k: int | None, names: dict) -> tuple[dict, dict
 def _assemble(nodes: dict[tuple[str, ...], list], ran: dict[tuple[str, ...], int]
               ) -> graphviz.Digraph:
     """Nested clusters, each named after its labels (a valid DOT id): a forward's steps in time
-    order, a gradient's steps in the order its backward ran them (`ran`: first op created)."""
+    order, a gradient's layers and steps in the order its backward ran them (`ran`)."""
     graph, taken = graphviz.Digraph("tinygrad_rnn", node_attr={"fontsize": "10"}), set()
     rank = {q[:k]: 0 for q in nodes for k in range(1, len(q) + 1)}
     rank = {q: i for i, q in enumerate(rank)}
     subs: dict[tuple[str, ...], graphviz.Digraph] = {(): graph}
 
     def place(q: tuple[str, ...], i: int) -> int:
-        if not (m := _STEP.match(str(q[i]))):
-            return rank[q[:i + 1]]
-        return ran.get(q[:i + 1], 0) if _grad_order(q) else int(m.group(1))
+        if i and q[:i + 1] in ran:  # inside a gradient: the order its backward ran
+            return ran[q[:i + 1]]
+        return int(m.group(1)) if (m := _STEP.match(str(q[i]))) else rank[q[:i + 1]]
 
     for path in sorted(rank, key=lambda q: [place(q, i) for i in range(len(q))]):
         base = "cluster_" + "_".join(re.sub(r"\W+", "_", str(lab).replace("dir=", "").replace(
@@ -288,13 +288,13 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
 
 
 def _ran(order: list[Any]) -> dict[tuple[str, ...], int]:
-    """For each step of a gradient (its scope up to the `t=` label), when its backward began:
-    the creation number of its first op. The sweep runs the last step first."""
+    """For each cluster of a gradient (a prefix of its ops' scopes), when its backward began:
+    the creation number of its first op. The sweep runs the last layer and step first."""
     ran: dict[tuple[str, ...], int] = {}
     for n in order:
-        if n._op is not None and _grad_order(n._scope) and (s := _step(n._scope)) is not None:
-            path = n._scope[:len(s[0]) + 1]
-            ran[path] = min(ran.get(path, n._seq), n._seq)
+        if n._op is not None and _grad_order(n._scope):
+            for k in range(2, len(n._scope) + 1):
+                ran[n._scope[:k]] = min(ran.get(n._scope[:k], n._seq), n._seq)
     return ran
 
 
