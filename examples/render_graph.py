@@ -1,5 +1,7 @@
-"""Draw two unrolled recurrent graphs to SVG: an LSTM over T=3 and a 2-layer bidirectional GRU
-over T=4, one cluster per layer, direction and time step, leaves named after the parameters.
+"""Draw unrolled recurrent graphs to SVG: an LSTM over T=3, the BPTT derived from it (the graph
+of d loss / d weight_hh_l0 recorded by autograd.grad with create_graph=True) and a 2-layer
+bidirectional GRU over T=4, one cluster per layer, direction and time step (and per step of the
+derived BPTT, `grad t=<k>`, last step first), leaves named after the parameters.
 
     python examples/render_graph.py [--out DIR]      # default: docs/images in this repository
 
@@ -17,7 +19,7 @@ from pathlib import Path
 import graphviz
 import numpy as np
 
-from tinygrad_rnn import Tensor, nn
+from tinygrad_rnn import Tensor, autograd, nn
 from tinygrad_rnn.viz import draw_graph, render
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
@@ -32,12 +34,16 @@ NO_DOT = ("Graphviz's `dot` executable was not found on PATH, so only the DOT so
           "render each file with `dot -Tsvg NAME.dot -o NAME.svg`.")
 
 
-def lstm_graph(rng: np.random.Generator) -> graphviz.Digraph:
-    """One-layer LSTM, x (B=1, T=3, I=2) -> out (1, 3, H=3); loss = mean(out**2)."""
+def lstm_graphs(rng: np.random.Generator) -> tuple[graphviz.Digraph, graphviz.Digraph]:
+    """One-layer LSTM, x (B=1, T=3, I=2) -> out (1, 3, H=3); loss = mean(out**2). Returns the
+    forward graph of the loss and the graph of d loss / d weight_hh_l0 (12, 3), the derived
+    BPTT, which reads the forward's saved values."""
     lstm = nn.LSTM(2, 3, batch_first=True)
     x = Tensor(rng.standard_normal((1, 3, 2)).astype(np.float32), requires_grad=True)
     out, _ = lstm(x)
-    return draw_graph((out ** 2).mean(), params=lstm)
+    loss = (out ** 2).mean()
+    (dw,) = autograd.grad(loss, lstm.weight_hh_l0, create_graph=True)
+    return draw_graph(loss, params=lstm), draw_graph(dw, params=lstm)
 
 
 def gru_graph(rng: np.random.Generator) -> graphviz.Digraph:
@@ -49,12 +55,15 @@ def gru_graph(rng: np.random.Generator) -> graphviz.Digraph:
 
 
 def counts(graph: graphviz.Digraph) -> str:
-    """'<nodes> nodes, <clusters> clusters (<steps> time steps)', read from the DOT text."""
+    """'<nodes> nodes, <clusters> clusters (<steps> time steps[, <k> gradient steps])', read
+    from the DOT text."""
     src = graph.source
     nodes = len(re.findall(r"^\s*[ne]\d+ \[", src, flags=re.MULTILINE))
     clusters = src.count("subgraph cluster_")
     steps = len(re.findall(r'label="t=-?\d+"', src))
-    return f"{nodes} nodes, {clusters} clusters ({steps} time steps)"
+    grad_steps = len(re.findall(r'label="grad(?:\^\d+)? t=-?\d+"', src))
+    more = f", {grad_steps} gradient steps" if grad_steps else ""
+    return f"{nodes} nodes, {clusters} clusters ({steps} time steps{more})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     out = parser.parse_args(argv).out
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)  # fixed seed: the same files on every run
-    graphs = {"lstm_t3": lstm_graph(rng), "gru_bidir_2layer_t4": gru_graph(rng)}
+    lstm, lstm_grad = lstm_graphs(rng)
+    graphs = {"lstm_t3": lstm, "lstm_t3_grad": lstm_grad, "gru_bidir_2layer_t4": gru_graph(rng)}
     have_dot = shutil.which("dot") is not None
     for name, graph in graphs.items():
         graph.graph_attr.update(LAYOUT)
