@@ -216,7 +216,8 @@ def draw_graph(root: Tensor, params: Any = None, show_shapes: bool = True,
         root: the output Tensor (drawn with a double border and "output" in its label).
         params: a Module, a dict name -> Tensor, or (name, Tensor) pairs naming the leaves.
         show_shapes: put each node's output shape, e.g. (B, H), in its label.
-        group_steps: one cluster per `t=<int>` scope, nested in layer/direction clusters.
+        group_steps: one cluster per `t=<int>` scope, nested in layer/direction clusters;
+            a gradient's (create_graph=True) nested under `grad`, last step first.
         max_steps: keep the first and last k steps of each (layer, direction), one
             "… n steps …" node for the rest.
         show_grad: shade nodes by the L2 norm of `.grad` (after a retain_graph backward).
