@@ -58,8 +58,6 @@ def _seed(i: int, out: Tensor, g: Any, create_graph: bool, batch: int | None) ->
                                f"output {i} has shape {out.shape}, so pass grad_outputs")
         g = np.ones(out.shape, out.dtype)
     elif isinstance(g, Tensor):
-        if g.dtype.kind not in "biuf":
-            raise TypeError(f"grad: grad_outputs[{i}] must be numeric, got dtype {g.dtype}")
         if not (create_graph and g.requires_grad):
             g = g._data
     else:
@@ -285,8 +283,6 @@ def _vectors(who: str, v: Any, refs: tuple[Tensor, ...], refs_tuple: bool, what:
             where = f"v[{i}]" if refs_tuple else "v"
             raise GradArgumentError(f"{who}: {where} has shape {x.shape}; expected {ref.shape}, "
                                     f"the shape of the {what}")
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{who}: v must be numeric, got dtype {x.dtype}")
         x = _fresh(x, create_graph, False)
         out.append(x if x.dtype == ref.dtype else (
             _cast(x, ref.dtype) if x.requires_grad else _wrap(x._data.astype(ref.dtype))))
