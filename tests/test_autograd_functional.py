@@ -72,13 +72,14 @@ def test_tuples_give_tuples_and_tuples_of_tuples():
     hess = hessian(g, (Tensor(A), Tensor(B)))
     assert [[h.shape for h in row] for row in hess] == [[(3, 3), (3, 2)], [(2, 3), (2, 2)]]
     np.testing.assert_allclose(hess[0][1].numpy(), np.tile(2 * A[:, None], (1, 2)))
-    out, (hx, hy) = hvp(g, (Tensor(A), Tensor(B)), (Tensor(V), Tensor(np.ones(2))))
+    _, (hx, hy) = hvp(g, (Tensor(A), Tensor(B)), (Tensor(V), Tensor(np.ones(2))))
     np.testing.assert_allclose(hx.numpy(), 2 * V * B.sum() + 2 * A * 2)
+    np.testing.assert_allclose(hy.numpy(), np.full(2, 2 * (A * V).sum()))
 
 
 def test_v_may_be_none_only_for_one_element():
     x1 = Tensor(np.array([0.5]))
-    out, g = vjp(lambda t: (t * t).sum(), Tensor(A))
+    _, g = vjp(lambda t: (t * t).sum(), Tensor(A))
     np.testing.assert_allclose(g.numpy(), 2 * A)
     _, j = jvp(lambda t: t * A, x1)
     np.testing.assert_allclose(j.numpy(), A)

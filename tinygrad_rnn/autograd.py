@@ -465,6 +465,23 @@ def _stacked(rows: list[Tensor], shape: tuple[int, ...], dtype: np.dtype,
     return Tensor(np.stack([r._data for r in rows]).reshape(shape))
 
 
+def _split_rows(jac: list[list[list[Tensor]]], outs: tuple[Tensor, ...],
+                ins: tuple[Tensor, ...], create_graph: bool) -> list[tuple[Tensor, ...]]:
+    """The Jacobian blocks cut out of one stack of rows per input (all outputs' rows), so a
+    block requires grad when any block of its input does, as torch's vectorized jacobian."""
+    total = sum(out.size for out in outs)
+    blocks: list[list[Tensor]] = [[] for _ in outs]
+    for k, x in enumerate(ins):
+        rows = [row for cols in jac for row in cols[k]]
+        whole = _stacked(rows, (total, *x.shape), x.dtype, create_graph)
+        start = 0
+        for i, out in enumerate(outs):
+            with _grad_on():
+                blocks[i].append(whole[start:start + out.size].reshape(out.shape + x.shape))
+            start += out.size
+    return [tuple(b) for b in blocks]
+
+
 def _jacobian(who: str, func: Callable, inputs: Any, create_graph: bool, strict: bool,
               vectorize: bool, strategy: Any, name: str = "strategy") -> Any:
     check_bool(who, "vectorize", vectorize)
@@ -493,8 +510,12 @@ def _jacobian(who: str, func: Callable, inputs: Any, create_graph: bool, strict:
                                        f"input {k}; not allowed with strict=True and "
                                        f"create_graph=True")
                 cols[k].append(g)
-        jac.append(tuple(_stacked(c, out.shape + x.shape, x.dtype, create_graph)
-                         for c, x in zip(cols, ins)))
+        jac.append(cols)
+    if vectorize:  # as torch's: one stack per input over every output's rows, then split
+        jac = _split_rows(jac, outs, ins, create_graph)
+    else:
+        jac = [tuple(_stacked(c, out.shape + x.shape, x.dtype, create_graph)
+                     for c, x in zip(cols, ins)) for cols, out in zip(jac, outs)]
     res = _done(tuple(jac), create_graph)
     res = res if is_in_tuple else tuple(row[0] for row in res)
     return res if is_out_tuple else res[0]
