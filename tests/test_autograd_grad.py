@@ -271,3 +271,11 @@ def test_a_leaf_as_its_own_output():
     v = RNG.standard_normal(A.shape)
     (gx,) = grad(x, x, grad_outputs=v)
     np.testing.assert_allclose(gx.numpy(), v)
+
+
+def test_create_graph_with_retain_graph_false_frees_the_forward_as_torch():
+    x = _leaf(A)
+    (gx,) = grad(x.tanh().sum(), x, create_graph=True, retain_graph=False)
+    with pytest.raises(RuntimeError, match="grad: trying to differentiate through a graph a "
+                                           "second time"):
+        grad(gx.sum(), x)
