@@ -1,6 +1,7 @@
 """tinygrad_rnn: a numpy reverse-mode autodiff micro-framework for recurrent networks."""
 
-from tinygrad_rnn import data, diagnostics, functional, nn, optim, train
+from tinygrad_rnn import autograd, data, diagnostics, functional, nn, optim, train
+from tinygrad_rnn.autograd import grad
 from tinygrad_rnn.grad_check import (
     GradcheckError,
     GradcheckRecord,
@@ -31,3 +32,4 @@ __all__ += ["draw_graph"]
 __all__ += ["optim"]
 __all__ += ["diagnostics"]
 __all__ += ["data", "train"]
+__all__ += ["autograd", "grad"]
