@@ -26,7 +26,7 @@ def sweep(roots: list[Any], seeds: list[Any], targets: list[Any], retain_graph: 
     or a Port), None where none arrives. Seeds and results are arrays, or Tensors when
     `create_graph`. Nodes created before `stop_below` are ends: nothing flows through them."""
     order = engine.toposort_many(roots, stop_below)
-    wanted = {engine.node_of(t) if type(t) is Port else t for t in targets}
+    wanted = {t.node if type(t) is Port else t for t in targets}
     useful = _reaching(order, wanted)
     grads: dict[Any, Any] = {}
     for root, seed in zip(roots, seeds):
