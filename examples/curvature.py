@@ -170,13 +170,13 @@ def train(model: RowClassifier, cell: str, data: tuple[np.ndarray, ...],
 
 def table(rows: list[dict], lr: float) -> str:
     """The results, one line per (cell, phase); a * marks an estimate that did not settle."""
-    head = (f"{'cell':<6}{'phase':<10}{'lambda_max':>12}{'iterations':>12}{'loss':>9}"
+    head = (f"{'cell':<6}{'phase':<10}{'lambda_max':>12}{'iterations':>12}{'loss':>11}"
             f"{'accuracy':>10}")
     lines = [head]
     for r in rows:
         mark = "" if r["converged"] else "*"
-        lines.append(f"{r['cell'].upper():<6}{r['phase']:<10}{r['lambda']:>12.4f}"
-                     f"{str(r['iters']) + mark:>12}{r['loss']:>9.4f}{r['acc']:>10.2%}")
+        lines.append(f"{r['cell'].upper():<6}{r['phase']:<10}{r['lambda']:>12.5g}"
+                     f"{str(r['iters']) + mark:>12}{r['loss']:>11.5g}{r['acc']:>10.2%}")
     lines.append(f"2/lr = {2 / lr:.4g}: plain gradient descent with lr {lr:g} is unstable "
                  f"along a direction of curvature above it")
     if not all(r["converged"] for r in rows):
@@ -188,7 +188,7 @@ def parser() -> _cli.Parser:
     ap = _cli.Parser(description=__doc__.split("\n\n")[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--cells", nargs="+", choices=sorted(STACKS), default=["rnn", "lstm", "gru"])
-    ap.add_argument("--hidden", type=_cli.integer(1, 1024), default=64)
+    ap.add_argument("--hidden", type=_cli.integer(1, 4096), default=64)
     ap.add_argument("--epochs", type=_cli.integer(1), default=30)
     ap.add_argument("--batch-size", type=_cli.integer(1), default=32)
     ap.add_argument("--lr", type=_cli.number(0, above=True), default=0.2,
@@ -231,8 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure(model, cell, "init", data, args))
             rows += train(model, cell, data, args)
             rows.append(measure(model, cell, "trained", data, args))
-            print(f"{cell.upper()}: lambda_max {rows[-2]['lambda']:.4f} at init, "
-                  f"{rows[-1]['lambda']:.4f} trained", flush=True)
+            print(f"{cell.upper()}: lambda_max {rows[-2]['lambda']:.5g} at init, "
+                  f"{rows[-1]['lambda']:.5g} trained", flush=True)
     except _cli.Diverged as err:
         return _cli.fail(f"training diverged: {err}; try a lower --lr")
     print()
