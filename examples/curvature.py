@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         return _cli.fail("this example needs scikit-learn (pip install -e '.[examples]')", 2)
     print(f"digits: {len(data[2])} training and {len(data[3])} test images, 8 steps of 8 "
           f"pixels; hidden {args.hidden}; SGD lr {args.lr}, batch {args.batch_size}, "
-          f"{args.epochs} epochs\nlambda_max: Hessian of the mean training cross-entropy over "
+          f"{args.epochs} epoch{'s' * (args.epochs > 1)}\nlambda_max: Hessian of the mean training cross-entropy over "
           f"all parameters, float64, power iteration (at most {args.iters}, tol {args.tol:g})",
           flush=True)
     rows, start = [], time.perf_counter()
@@ -228,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         for cell in args.cells:
             np.random.seed(args.seed)  # the same initial draws and batch order for every cell
             model = RowClassifier(cell, args.hidden)
-            rows.append(measure(model, cell, "init", data, args))
-            rows += train(model, cell, data, args)
+            init = measure(model, cell, "init", data, args)
+            rows += [init, *train(model, cell, data, args)]
             rows.append(measure(model, cell, "trained", data, args))
-            print(f"{cell.upper()}: lambda_max {rows[-2]['lambda']:.5g} at init, "
+            print(f"{cell.upper()}: lambda_max {init['lambda']:.5g} at init, "
                   f"{rows[-1]['lambda']:.5g} trained", flush=True)
     except _cli.Diverged as err:
         return _cli.fail(f"training diverged: {err}; try a lower --lr")

@@ -162,6 +162,10 @@ def test_quick_run_prints_the_table_for_every_cell_and_phase():
         assert 1 <= int(iters) <= 20 and (mark == "*") == (int(iters) == 20)
         assert 0 < float(loss) < 10 and 0 <= float(acc) <= 100
     assert "2/lr = 10:" in proc.stdout
+    progress = re.findall(r"^(RNN|LSTM|GRU): lambda_max (\S+) at init, (\S+) trained$",
+                          proc.stdout, re.MULTILINE)
+    table = {(c, p): lam for c, p, lam, *_ in rows}
+    assert progress == [(c, table[c, "init"], table[c, "trained"]) for c in ("RNN", "LSTM", "GRU")]
 
 
 @pytest.mark.parametrize("argv, flag, expected", [
