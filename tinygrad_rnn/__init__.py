@@ -8,6 +8,7 @@ from tinygrad_rnn.grad_check import (
     gradcheck_module,
     gradcheck_report,
 )
+from tinygrad_rnn.gradgrad_check import gradgradcheck, gradgradcheck_module
 from tinygrad_rnn.serialization import load, save
 from tinygrad_rnn.tensor import (
     Tensor,
@@ -31,3 +32,4 @@ __all__ += ["draw_graph"]
 __all__ += ["optim"]
 __all__ += ["diagnostics"]
 __all__ += ["data", "train"]
+__all__ += ["gradgradcheck", "gradgradcheck_module"]
