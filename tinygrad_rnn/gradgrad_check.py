@@ -112,6 +112,9 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any], grad_outputs: A
     try:
         xs = _float64_inputs(inputs, who)
         outs = _outputs(who, fn(*xs))
+        if not all(np.isfinite(o._data).all() for o in outs if o.dtype.kind == "f"):
+            raise ValueError(f"{who}: fn's output is not finite at these inputs, so its "
+                             f"derivatives cannot be checked there")
         seeds = _grad_outputs(who, grad_outputs, outs)
         keep = [i for i, o in enumerate(outs) if o.requires_grad]
         if not keep:
@@ -213,7 +216,7 @@ def gradgradcheck_module(module: Any, loss_fn: Callable[[], Tensor], directions:
             records = [_compare(k, a, n, atol, rtol, name) for name, a, n in zip(
                 [n for n, _ in named], _hvp(loss_fn, tensors, v),
                 _hvp_numeric(loss_fn, tensors, v, eps))]
-            head = f"{who}: Hessian-vector product along direction {k} of {directions}"
+            head = f"{who}: Hessian-vector product along random direction {k + 1} of {directions}"
             if not _verdict(head, records, raise_exception, lambda n: _steps_used(n, seen)):
                 return False
         return True
