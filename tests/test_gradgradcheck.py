@@ -57,6 +57,9 @@ def test_tuple_outputs_given_grad_outputs_and_constants():
     assert gradgradcheck(lambda a, b, k: (a * b * k, (a.exp() * b).sum()), [x, y, 3.0],
                          grad_outputs=[v0, v1])
     assert gradgradcheck(lambda a: a.tanh(), x, grad_outputs=v0)  # one Tensor, one output
+    pieces = _x(4, seed=2)
+    assert gradgradcheck(lambda a: (a * a).split([1, 3]), [pieces])  # a multi-output op's
+    assert gradgradcheck(lambda a: (a * a).split([1, 3])[1].sigmoid(), pieces)
 
 
 def test_unused_input_and_linear_function_pass():

@@ -75,14 +75,14 @@ def _grad_outputs(who: str, given: Any, outs: list[Tensor]) -> list[Any]:
 
 def _primitives(outs: list[Tensor]) -> list[str]:
     """The names of the primitives recorded under `outs`, in the order they ran, each once."""
-    nodes = {id(o._op): o._op for o in outs if o._op is not None}
-    todo = list(nodes.values())
+    nodes: dict[int, Any] = {}
+    todo: list[Any] = [o._op for o in outs if o._op is not None]
     while todo:
-        for p in todo.pop()._parents:
-            p = p.node if type(p) is Port else p
-            if p._op is p and id(p) not in nodes:
-                nodes[id(p)] = p
-                todo.append(p)
+        node = todo.pop()
+        node = node.node if type(node) is Port else node
+        if node._op is node and id(node) not in nodes:  # an Op, not a leaf Tensor
+            nodes[id(node)] = node
+            todo.extend(node._parents)
     names = [n.name for n in sorted(nodes.values(), key=lambda n: n._seq)]
     return list(dict.fromkeys(names))
 
