@@ -149,11 +149,9 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any], grad_outputs: A
                    if isinstance(x, Tensor) and x.requires_grad]
         checked += [(f"grad_output {i}", seeds[i]) for i in keep
                     if isinstance(seeds[i], Tensor)]
-        analytic = [np.zeros(x.shape) for _, x in checked]
-        if first.requires_grad:
-            found = grad(first, [x for _, x in checked], allow_unused=True,
-                         materialize_grads=True)
-            analytic = [g._data for g in found]  # type: ignore[union-attr]  # materialized
+        leaves = [x for _, x in checked]
+        analytic = _arrays(grad(first, leaves, allow_unused=True) if first.requires_grad
+                           else [None] * len(leaves), leaves)
         records = [_compare(k, a, numeric_grad(value, x._data, eps), atol, rtol, label)
                    for k, ((label, x), a) in enumerate(zip(checked, analytic))]
     finally:
@@ -227,8 +225,7 @@ def gradgradcheck_module(module: Any, loss_fn: Callable[[], Tensor], directions:
 
 def _gradients(loss_fn: Callable[[], Tensor], tensors: list[Tensor]) -> list[np.ndarray]:
     """d loss_fn() / d each tensor, on the numpy fast path (zeros where unused)."""
-    found = grad(loss_fn(), tensors, allow_unused=True, materialize_grads=True)
-    return [g._data for g in found]  # type: ignore[union-attr]  # materialized
+    return _arrays(grad(loss_fn(), tensors, allow_unused=True), tensors)
 
 
 def _hvp(loss_fn: Callable[[], Tensor], tensors: list[Tensor],
@@ -241,8 +238,12 @@ def _hvp(loss_fn: Callable[[], Tensor], tensors: list[Tensor],
             dot = dot + (g * vi).sum()
     if not dot.requires_grad:  # the gradient is a constant: the loss is linear
         return [np.zeros(p.shape) for p in tensors]
-    found = grad(dot, tensors, allow_unused=True, materialize_grads=True)
-    return [h._data for h in found]  # type: ignore[union-attr]  # materialized
+    return _arrays(grad(dot, tensors, allow_unused=True), tensors)
+
+
+def _arrays(found: Sequence[Tensor | None], like: list[Tensor]) -> list[np.ndarray]:
+    """The gradients' arrays, zeros of the matching tensor's shape where none arrived."""
+    return [np.zeros(t.shape) if g is None else g._data for g, t in zip(found, like)]
 
 
 def _hvp_numeric(loss_fn: Callable[[], Tensor], tensors: list[Tensor], v: list[np.ndarray],
