@@ -9,6 +9,7 @@ from tinygrad_rnn.grad_check import (
     gradcheck_module,
     gradcheck_report,
 )
+from tinygrad_rnn.gradgrad_check import gradgradcheck, gradgradcheck_module
 from tinygrad_rnn.serialization import load, save
 from tinygrad_rnn.tensor import (
     Tensor,
@@ -33,3 +34,4 @@ __all__ += ["optim"]
 __all__ += ["diagnostics"]
 __all__ += ["data", "train"]
 __all__ += ["autograd", "grad"]
+__all__ += ["gradgradcheck", "gradgradcheck_module"]

@@ -138,7 +138,7 @@ def numeric_grad(f: Callable[[], float], x: np.ndarray, eps: float) -> np.ndarra
     return grad
 
 
-def _float64_inputs(inputs: Sequence[Any]) -> list[Any]:
+def _float64_inputs(inputs: Sequence[Any], who: str = "gradcheck") -> list[Any]:
     """Fresh leaf copies of the Tensors, floats as float64; anything else passed as it is."""
     out = []
     for i, t in enumerate(inputs):
@@ -147,7 +147,7 @@ def _float64_inputs(inputs: Sequence[Any]) -> list[Any]:
             continue
         if t.dtype.kind == "f" and t.dtype != np.float64:
             if t.requires_grad:
-                warnings.warn(f"gradcheck: input {i} is {t.dtype}; checked as a float64 copy",
+                warnings.warn(f"{who}: input {i} is {t.dtype}; checked as a float64 copy",
                               stacklevel=3)
             t = Tensor(t.data.astype(np.float64), requires_grad=t.requires_grad)
         else:
@@ -275,19 +275,8 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
     by `step_observers`). A module with no trainable parameter is a ValueError naming it.
     """
     who = "gradcheck_module"
-    if not isinstance(module, Module):
-        raise TypeError(f"{who}: module must be a Module, got {type(module).__name__}")
-    if not callable(loss_fn):
-        raise TypeError(f"{who}: loss_fn must be a callable taking no argument, got "
-                        f"{type(loss_fn).__name__}")
-    _check_settings(who, eps, atol, rtol, raise_exception)
+    params, named = _module_params(who, module, loss_fn, (eps, atol, rtol, raise_exception))
     kind = type(module).__name__
-    params = list(module.named_parameters())
-    named = [(n, p) for n, p in params if p.requires_grad]
-    if not named:
-        what = (f"all {len(params)} of its parameters have requires_grad=False" if params else
-                "it has no parameters")
-        raise ValueError(f"{who}: module {kind} has no trainable parameter to check ({what})")
     snapshot = _snapshot(module)
     previous = _tensor.get_default_dtype()
     try:
@@ -320,6 +309,26 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
     finally:
         _tensor.set_default_dtype(previous)
         _restore(snapshot)
+
+
+def _module_params(who: str, module: Any, loss_fn: Any, settings: tuple) -> tuple[list, list]:
+    """All of module's (name, parameter) pairs and the trainable ones, of which there must be
+    at least one; module a Module, loss_fn callable, settings (eps, atol, rtol,
+    raise_exception) as _check_settings wants them."""
+    if not isinstance(module, Module):
+        raise TypeError(f"{who}: module must be a Module, got {type(module).__name__}")
+    if not callable(loss_fn):
+        raise TypeError(f"{who}: loss_fn must be a callable taking no argument, got "
+                        f"{type(loss_fn).__name__}")
+    _check_settings(who, *settings)
+    params = list(module.named_parameters())
+    named = [(n, p) for n, p in params if p.requires_grad]
+    if not named:
+        what = (f"all {len(params)} of its parameters have requires_grad=False" if params else
+                "it has no parameters")
+        raise ValueError(f"{who}: module {type(module).__name__} has no trainable parameter to "
+                         f"check ({what})")
+    return params, named
 
 
 def _first_loss(module: Any, loss_fn: Callable[[], Tensor], who: str) -> tuple[Tensor, dict]:
