@@ -6,6 +6,7 @@ nbclient is not installed; a missing ipykernel or Graphviz `dot` fails, saying w
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "tutorial.ipynb"
 INSTALL = 'pip install -e ".[notebook]"'
 # Run after the tutorial, in the same kernel: which interpreter and which tinygrad_rnn it used.
+# Import name -> distribution, for the notebook's imports that are not the name they install by.
+DISTRIBUTIONS = {"sklearn": "scikit-learn"}
 PROBE = ("import json, sys, tinygrad_rnn\n"
          "print(json.dumps({'executable': sys.executable, 'package': tinygrad_rnn.__file__}))")
 
@@ -96,6 +99,27 @@ def test_the_notebook_tags_its_graph_and_plot_cells():
     assert all(src.splitlines()[-1].startswith("tg.draw_graph(") for src in graphs), graphs
     assert "create_graph=True" in graphs[1]
     assert len(_tagged(nb, "plot")) == 2, "expected two cells tagged 'plot'"
+
+
+def test_the_notebook_extra_pins_the_kernel_and_brings_what_the_notebook_imports():
+    tomllib = pytest.importorskip("tomllib")  # the standard library's from Python 3.11
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extra = project["optional-dependencies"]["notebook"]
+    pins = {req.split("==")[0]: req for req in extra if "==" in req}
+    assert set(pins) >= {"nbclient", "nbformat", "ipykernel", "ipywidgets"}, extra
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    imported = set()
+    for _, cell in _code_cells(nb):
+        for node in ast.walk(ast.parse("".join(cell["source"]))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"tinygrad_rnn"}
+    provided = {DISTRIBUTIONS.get(name, name) for name in third_party}
+    core = {"numpy", "graphviz", "tqdm"}  # the package's own dependencies
+    missing = provided - core - {req.split("==")[0] for req in extra}
+    assert not missing, f"the notebook imports {sorted(missing)}, which the notebook extra lacks"
 
 
 def test_every_cell_runs_in_a_real_kernel(executed):
