@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import versions
+from tinygrad_rnn.bridge import unbroadcast  # one rule for both worlds; engine.unbroadcast too
 from tinygrad_rnn.gradients import IndexGrad, OuterGrad, Port
 from tinygrad_rnn.ops import Op
 
@@ -38,14 +39,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sum `g` over the axes that broadcasting added or stretched, so it has `shape`."""
-    extra = g.ndim - len(shape)
-    g = g.sum(axis=tuple(range(extra))) if extra > 0 else g
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    return np.asarray(g.sum(axis=stretched, keepdims=True) if stretched else g)
 
 
 def toposort(root: Any) -> list[Any]:
