@@ -38,45 +38,17 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import tinygrad_rnn as tg
 from tinygrad_rnn import functional as F
-from tinygrad_rnn import nn, optim
+from tinygrad_rnn import optim
 from tinygrad_rnn.autograd import grad
 from tinygrad_rnn.data import batches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
 import _cli
+from _digits import STACKS, RowClassifier, load
 
-STACKS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 QUICK = {"hidden": 8, "epochs": 1, "limit": 200, "iters": 20}  # --quick: a few seconds
 
 Vector = list[np.ndarray]  # one array per parameter: a point of parameter space
-
-
-class RowClassifier(nn.Module):
-    """A recurrent stack over the image rows, then Linear on the last hidden state.
-
-    Shape: x (B, 8, 8) -> logits (B, 10).
-    """
-
-    def __init__(self, cell: str, hidden: int):
-        super().__init__()
-        self.rnn = STACKS[cell](8, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, 10)
-
-    def forward(self, x: np.ndarray) -> tg.Tensor:
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1])
-
-
-def load(limit: int | None, seed: int) -> tuple[np.ndarray, ...]:
-    """Stratified 75/25 split of the digits as (N, 8 rows, 8 pixels) float32 in [0, 1]."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x, y = (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
-    if limit:
-        x, y = x[:limit], y[:limit]
-    return train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
 
 
 def hessian_vector_product(loss: tg.Tensor, params: list[tg.Tensor]) -> Callable[[Vector], Vector]:

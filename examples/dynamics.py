@@ -32,41 +32,15 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import tinygrad_rnn as tg
-from tinygrad_rnn import diagnostics, nn, optim
+from tinygrad_rnn import diagnostics, optim
 from tinygrad_rnn import functional as F
 from tinygrad_rnn.data import batches
 
-STACKS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_digits.py: the task
+from _digits import STACKS, RowClassifier, load
+
 KEY = (0, "forward")
 SHOWN = 3  # exponents printed per model
-
-
-class RowClassifier(nn.Module):
-    """A one-layer recurrent stack over the image rows, then Linear on the last hidden state.
-
-    Shape: x (B, 8, 8) -> logits (B, 10).
-    """
-
-    def __init__(self, cell: str, hidden: int):
-        super().__init__()
-        self.rnn = STACKS[cell](8, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, 10)
-
-    def forward(self, x: np.ndarray) -> tg.Tensor:
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1])
-
-
-def load(limit: int | None, seed: int) -> tuple[np.ndarray, ...]:
-    """Stratified 75/25 split of the digits as (N, 8 rows, 8 pixels) float32 in [0, 1]."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x, y = (digits.images / 16.0).astype(np.float32), digits.target.astype(np.int64)
-    if limit:
-        x, y = x[:limit], y[:limit]
-    return train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
 
 
 def measure(model: RowClassifier, xb: np.ndarray, yb: np.ndarray, drive: np.ndarray) -> dict:
