@@ -7,11 +7,12 @@ changes, whatever raise_exception says; raise_exception only governs a gradient 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,21 +278,7 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
     who = "gradcheck_module"
     params, named = _module_params(who, module, loss_fn, (eps, atol, rtol, raise_exception))
     kind = type(module).__name__
-    snapshot = _snapshot(module)
-    previous = _tensor.get_default_dtype()
-    try:
-        _tensor.set_default_dtype(np.float64)
-        for _, p in params:
-            p._assign(p._data.astype(np.float64))
-            p.grad = None
-        first, seen = _first_loss(module, loss_fn, who)
-
-        def value() -> float:
-            with no_grad():
-                return float(loss_fn().data.reshape(()))
-        if value() != value():
-            raise ValueError(f"{who}: loss_fn is not deterministic (dropout in training mode?); "
-                             f"call module.eval() or seed it")
+    with float64_run(who, module, loss_fn, params) as (first, seen, value):
         first.backward()
         if all(p.grad is None for _, p in named):
             raise ValueError(f"{who}: loss_fn's loss does not depend on any trainable parameter "
@@ -306,6 +293,30 @@ def gradcheck_module(module: Any, loss_fn: Callable[[], Tensor], eps: float = 1e
                     r.describe() + _steps_used(r.name, seen) for r in failures))
             return False
         return True
+
+
+@contextlib.contextmanager
+def float64_run(who: str, module: Any, loss_fn: Callable[[], Tensor], params: list
+                ) -> Iterator[tuple[Tensor, dict, Callable[[], float]]]:
+    """The module in float64 for a check, put back exactly as it was afterwards (arrays,
+    dtypes, `.grad`): yields its first loss (recorded), the steps each parameter was used at,
+    and `value()`, the loss as a float without a graph (checked to be deterministic)."""
+    snapshot = _snapshot(module)
+    previous = _tensor.get_default_dtype()
+    try:
+        _tensor.set_default_dtype(np.float64)
+        for _, p in params:
+            p._assign(p._data.astype(np.float64))
+            p.grad = None
+        first, seen = _first_loss(module, loss_fn, who)
+
+        def value() -> float:
+            with no_grad():
+                return float(loss_fn()._data.reshape(()))
+        if value() != value():
+            raise ValueError(f"{who}: loss_fn is not deterministic (dropout in training mode?); "
+                             f"call module.eval() or seed it")
+        yield first, seen, value
     finally:
         _tensor.set_default_dtype(previous)
         _restore(snapshot)

@@ -22,16 +22,14 @@ from tinygrad_rnn.grad_check import (
     _check_inputs,
     _check_settings,
     _compare,
-    _first_loss,
     _float64_inputs,
     _module_params,
-    _restore,
-    _snapshot,
     _steps_used,
+    float64_run,
     numeric_grad,
 )
 from tinygrad_rnn.gradients import Port
-from tinygrad_rnn.tensor import Tensor, no_grad
+from tinygrad_rnn.tensor import Tensor
 from tinygrad_rnn.validate import as_array, check_size
 
 __all__ = ["gradgradcheck", "gradgradcheck_module"]
@@ -189,22 +187,8 @@ def gradgradcheck_module(module: Any, loss_fn: Callable[[], Tensor], directions:
     who = "gradgradcheck_module"
     params, named = _module_params(who, module, loss_fn, (eps, atol, rtol, raise_exception))
     directions = check_size(who, "directions", directions, minimum=1)
-    snapshot = _snapshot(module)
-    previous = _tensor.get_default_dtype()
-    try:
-        _tensor.set_default_dtype(np.float64)
-        for _, p in params:
-            p._assign(p._data.astype(np.float64))
-            p.grad = None
-        first, seen = _first_loss(module, loss_fn, who)
+    with float64_run(who, module, loss_fn, params) as (first, seen, _):
         tensors = [p for _, p in named]
-
-        def value() -> float:
-            with no_grad():
-                return float(loss_fn()._data.reshape(()))
-        if value() != value():
-            raise ValueError(f"{who}: loss_fn is not deterministic (dropout in training mode?); "
-                             f"call module.eval() or seed it")
         if all(g is None for g in grad(first, tensors, allow_unused=True)):
             raise ValueError(f"{who}: loss_fn's loss does not depend on any trainable parameter "
                              f"of {type(module).__name__}; compute it with the module")
@@ -218,9 +202,6 @@ def gradgradcheck_module(module: Any, loss_fn: Callable[[], Tensor], directions:
             if not _verdict(head, records, raise_exception, lambda n: _steps_used(n, seen)):
                 return False
         return True
-    finally:
-        _tensor.set_default_dtype(previous)
-        _restore(snapshot)
 
 
 def _gradients(loss_fn: Callable[[], Tensor], tensors: list[Tensor]) -> list[np.ndarray]:
