@@ -102,9 +102,12 @@ class Checkpoint(Op):
         outs, start = self._recompute()
         roots = [t for t, s in zip(outs, seeds) if s is not None]
         given = [s for s in seeds if s is not None]
-        found = grad_sweep.sweep(roots, given, list(self._parents), retain_graph=record,
+        # a multi-output parent is asked for as its op (grad_sweep.sweep cannot take a Port
+        # as a target yet); the op's result is then the list of its outputs' gradients
+        targets = [p.node if type(p) is Port else p for p in self._parents]
+        found = grad_sweep.sweep(roots, given, targets, retain_graph=record,
                                  create_graph=record, stop_below=start)
-        return tuple(found)
+        return tuple(_port_slot(p, g) for p, g in zip(self._parents, found))
 
     def _recompute(self) -> tuple[list[Tensor], int]:
         """Run fn again with grad recorded, under the forward's scope and RNG state; its
@@ -186,6 +189,13 @@ def _rebuild(value: Any, leaf: Callable[[Tensor], Any]) -> Any:
     if isinstance(value, dict):
         return {k: _rebuild(v, leaf) for k, v in value.items()}
     return value
+
+
+def _port_slot(parent: Any, g: Any) -> Any:
+    """The gradient for `parent` out of what the sweep found for its node."""
+    if type(parent) is not Port:
+        return g
+    return None if g is None else g[parent.index]
 
 
 def _shape(p: Any) -> tuple[int, ...]:
