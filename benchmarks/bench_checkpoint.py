@@ -9,7 +9,7 @@ update. float32 throughout. Contenders:
               loss inside checkpoint(...), the (h, c) state carried from chunk to chunk
 
 Method: each contender runs in its own fresh process (`--worker`) with the same BLAS thread
-count (--threads, set before numpy loads). A worker builds the model from the same seed, runs
+count (--threads, default 1, set before numpy loads). A worker builds the model from the same seed, runs
 one untimed warm-up step, then --repeats timed steps (wall time, perf_counter; min and median
 reported), then one more step under tracemalloc: "peak" is the traced peak during that step
 minus what was allocated before it (numpy reports its buffers to tracemalloc, so this is the
@@ -19,7 +19,7 @@ Target: checkpoint peak <= 1/4 of plain's, checkpoint time <= 1.5x plain's.
 
 Usage:
   python benchmarks/bench_checkpoint.py                    # H=256, B=16, T=2048, chunks of 64
-  python benchmarks/bench_checkpoint.py --threads 1 --repeats 5
+  python benchmarks/bench_checkpoint.py --threads 2 --repeats 5
   python benchmarks/bench_checkpoint.py --quick            # smoke test: tiny sizes, seconds
 """
 
@@ -46,8 +46,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--input", type=int, default=32)
     ap.add_argument("--chunk", type=int, default=64, help="time steps per checkpointed chunk")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="BLAS threads per worker; default: all cores")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS threads per worker (default 1: on a shared machine, more "
+                         "threads spin-wait and time becomes noise)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (smoke test)")
     ap.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -111,18 +112,19 @@ def run_worker(args: argparse.Namespace) -> dict:
     import tracemalloc
     step = build(args, args.worker)
     step()  # warm-up
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         loss = step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     step()
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KB on Linux
-    return {"name": args.worker, "times": times, "loss": loss, "peak_mb": peak / 2**20,
+    return {"name": args.worker, "times": times, "cpu": cpu, "loss": loss, "peak_mb": peak / 2**20,
             "rss_mb": rss}
 
 
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(run_worker(args)))
         return
-    threads = args.threads or os.cpu_count() or 1
+    threads = args.threads
     print(f"LSTM H={args.hidden} B={args.batch} T={args.steps} I={args.input}, chunks of "
           f"{args.chunk}, float32; {threads} BLAS threads; {machine()}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -166,15 +168,18 @@ def main(argv: list[str] | None = None) -> None:
     if abs(plain["loss"] - ckpt["loss"]) > 1e-4 * max(1.0, abs(plain["loss"])):
         raise RuntimeError(f"the losses differ: plain {plain['loss']}, checkpoint "
                            f"{ckpt['loss']}")
-    print(f"{'contender':<12}{'min s':>9}{'median s':>10}{'peak MB':>10}{'rss MB':>9}")
+    print(f"{'contender':<12}{'min s':>9}{'median s':>10}{'min cpu s':>11}{'peak MB':>10}"
+          f"{'rss MB':>9}")
     for r in (plain, ckpt):
         ts = sorted(r["times"])
-        print(f"{r['name']:<12}{ts[0]:>9.3f}{ts[len(ts) // 2]:>10.3f}{r['peak_mb']:>10.1f}"
-              f"{r['rss_mb']:>9.1f}")
+        print(f"{r['name']:<12}{ts[0]:>9.3f}{ts[len(ts) // 2]:>10.3f}{min(r['cpu']):>11.3f}"
+              f"{r['peak_mb']:>10.1f}{r['rss_mb']:>9.1f}")
     mem = ckpt["peak_mb"] / plain["peak_mb"]
-    tim = min(ckpt["times"]) / min(plain["times"])
-    print(f"checkpoint / plain: peak {mem:.3f} (target <= 0.25), time {tim:.2f}x "
-          f"(target <= 1.5x); load average at start {load:.2f}")
+    wall = min(ckpt["times"]) / min(plain["times"])
+    cpu = min(ckpt["cpu"]) / min(plain["cpu"])
+    end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"checkpoint / plain: peak {mem:.3f} (target <= 0.25), time {wall:.2f}x wall, "
+          f"{cpu:.2f}x cpu (target <= 1.5x); load average {load:.2f} at start, {end:.2f} at end")
 
 
 if __name__ == "__main__":
