@@ -4,6 +4,9 @@ run's, fn's intermediates are not kept, numpy's RNG is replayed, bad input is re
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import weakref
 
 import numpy as np
@@ -205,6 +208,16 @@ def test_backward_twice_with_retain_graph():
     first = w.grad.copy()
     out.backward()
     np.testing.assert_allclose(w.grad, 2 * first, rtol=1e-12)
+
+
+def test_a_second_backward_through_a_freed_checkpoint_is_an_error():
+    x = leaf(4, 3, seed=1)
+    a, b = checkpoint(lambda x: tuple((x * 2.0).chunk(2)), x)
+    (a * 2.0).sum().backward()
+    first = x.grad.copy()
+    with pytest.raises(RuntimeError, match="backward through a graph a second time"):
+        (b * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad, first)
 
 
 def test_autograd_grad_leaves_dot_grad_alone():
@@ -417,3 +430,12 @@ def test_an_input_changed_in_place_before_backward_is_an_error():
     with pytest.raises(RuntimeError, match="saved by checkpoint for backward"):
         out.backward()
     assert w.grad is None and x.grad is None
+
+
+def test_the_benchmark_runs_in_its_quick_form():
+    """A smoke test of benchmarks/bench_checkpoint.py (tiny sizes; its timings are not read)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "bench_checkpoint.py"),
+                           "--quick"], capture_output=True, text=True, check=False, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint / plain: peak" in proc.stdout

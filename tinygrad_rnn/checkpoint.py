@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn import bridge, grad_sweep, versions
+from tinygrad_rnn import bridge, engine, grad_sweep, versions
 from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.ops import Op
 from tinygrad_rnn.settings import _GRAD_ENABLED, _SCOPE
@@ -74,7 +74,6 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | N
     node.n_found, node.live = len(found), live
     node.metas = [(found[i].shape, found[i].dtype) for i in live]
     node.multi_output = type(result) is not Tensor
-    node.n_out = len(live)
     node._parents = tuple(_external_inputs([found[i] for i in live], start))
     node._scope, node._seq = scope, next(versions.SEQUENCE)
     node._shape, node._dtype = node.metas[0]
@@ -95,6 +94,14 @@ class Checkpoint(Op):
 
     name = "checkpoint"
     saves = None  # the recomputation reads every input: a write to any of them is an error
+
+    @property
+    def n_out(self) -> int:
+        """The number of outputs that require grad (a Port each, for a structured return)."""
+        metas = self.__dict__.get("metas")
+        if metas is None:  # a gradient for one output after backward freed the node
+            raise RuntimeError(engine._FREED)
+        return len(metas)
 
     def backward(self, g: Any) -> tuple[Any, ...]:
         seeds = list(g) if self.multi_output else [g]
