@@ -160,26 +160,21 @@ class Checkpoint(Op):
 
 def _external_inputs(outs: list[Tensor], start: int) -> list[Any]:
     """The graph nodes below `start` (leaves, outer ops and ports) that need grad and that the
-    outputs' graph hangs from, in the order first met; the walk stays above `start`."""
+    outputs' graph hangs from, each once; the walk stays above `start` (iterative: a chunk of
+    an unroll has thousands of nodes)."""
     external: list[Any] = []
     met: set[Any] = set()  # nodes hash by identity
-    todo: list[Any] = []
-
-    def meet(p: Any) -> None:
-        if p in met:
-            return
-        met.add(p)
-        node = p.node if type(p) is Port else p
-        if node._seq >= start:
-            todo.append(node)
-        elif p.requires_grad:
-            external.append(p)
-
-    for t in outs:
-        meet(t._op or t)
+    todo = [t._op or t for t in outs]
     while todo:
-        for p in todo.pop()._parents:
-            meet(p)
+        p = todo.pop()
+        node = p.node if type(p) is Port else p
+        if node._seq >= start:  # made by fn: walk on through its inputs
+            if node not in met:
+                met.add(node)
+                todo.extend(node._parents)
+        elif p not in met and p.requires_grad:
+            met.add(p)
+            external.append(p)
     return external
 
 
