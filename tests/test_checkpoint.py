@@ -3,6 +3,7 @@ run's, fn's intermediates are not kept, numpy's RNG is replayed, bad input is re
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import subprocess
@@ -348,6 +349,26 @@ def test_outputs_that_need_no_grad_are_returned_as_they_are():
     assert checkpoint(lambda: 5) == 5
 
 
+def test_context_fn_wraps_the_forward_and_the_recomputation():
+    x, w = leaf(3, 4, seed=1), leaf(4, 4, seed=2)
+    seen = []
+
+    @contextlib.contextmanager
+    def label(name):
+        seen.append(name)
+        yield
+
+    def f(x):
+        seen.append("fn")
+        return (x @ w).tanh()
+
+    out = checkpoint(f, x, context_fn=lambda: (label("forward"), label("recompute")),
+                     debug=True, early_stop=False)
+    assert seen == ["forward", "fn"]
+    out.sum().backward()
+    assert seen == ["forward", "fn", "recompute", "fn"]
+
+
 # ---- errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag", [None, True, False])
@@ -363,6 +384,11 @@ def test_use_reentrant_either_way_gives_the_same_gradients(flag):
     ({"use_reentrant": "no"}, TypeError, "checkpoint: use_reentrant must be a bool or None"),
     ({"preserve_rng_state": 1}, TypeError, "checkpoint: preserve_rng_state must be a bool"),
     ({"determinism_check": "strict"}, ValueError, "checkpoint: determinism_check must be"),
+    ({"determinism_check": None}, TypeError, "checkpoint: determinism_check must be a str"),
+    ({"debug": "yes"}, TypeError, "checkpoint: debug must be a bool"),
+    ({"early_stop": 0}, TypeError, "checkpoint: early_stop must be a bool"),
+    ({"context_fn": 3}, TypeError, "checkpoint: context_fn must be callable or None"),
+    ({"context_fn": lambda: None}, TypeError, "checkpoint: context_fn must return a tuple"),
 ])
 def test_bad_flags_are_refused_before_the_function_runs(kwargs, kind, match):
     calls = []

@@ -13,6 +13,7 @@ differentiated again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,19 +31,24 @@ _CHECKS = ("default", "none")
 
 
 def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | None = None,
-               preserve_rng_state: bool = True, determinism_check: str = "default",
-               **kwargs: Any) -> Any:
+               preserve_rng_state: bool = True, context_fn: Callable[[], Any] | None = None,
+               determinism_check: str = "default", debug: bool = False,
+               early_stop: bool = True, **kwargs: Any) -> Any:
     """function(*args, **kwargs), without keeping its intermediates for backward.
 
     Args:
-        function: returns a Tensor, or a tuple / list / dict (nested too) holding Tensors;
-            other items pass through.
+        function: returns a Tensor, or a tuple / list / dict (nested too) holding Tensors of
+            any shapes; other items pass through.
         args, kwargs: given to function, now and again in backward (kept until then).
         use_reentrant: accepted as torch's; both values run the non-reentrant checkpoint.
         preserve_rng_state: replay numpy's global RNG state in the recomputation, so dropout
             draws the same masks; the state after backward is as if nothing was recomputed.
+        context_fn: None, or a callable returning two context managers, as torch's: function
+            runs under the first, its recomputation under the second.
         determinism_check: "default" checks that the recomputed outputs have the forward's
             shapes and dtypes; "none" skips that check.
+        debug, early_stop: accepted as torch's (bools) and ignored: errors always say what
+            differs, and the recomputation always runs function to its end.
     Returns:
         What function returned; its Tensors that require grad hang from one checkpoint node.
     """
@@ -51,18 +57,29 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | N
     if use_reentrant is not None and not isinstance(use_reentrant, (bool, np.bool_)):
         raise TypeError(f"checkpoint: use_reentrant must be a bool or None, got "
                         f"{type(use_reentrant).__name__} {use_reentrant!r}")
-    if not isinstance(preserve_rng_state, (bool, np.bool_)):
-        raise TypeError(f"checkpoint: preserve_rng_state must be a bool, got "
-                        f"{type(preserve_rng_state).__name__} {preserve_rng_state!r}")
-    if not isinstance(determinism_check, str) or determinism_check not in _CHECKS:
+    for flag, value in (("preserve_rng_state", preserve_rng_state), ("debug", debug),
+                        ("early_stop", early_stop)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"checkpoint: {flag} must be a bool, got {type(value).__name__} "
+                            f"{value!r}")
+    if not isinstance(determinism_check, str):
+        raise TypeError(f"checkpoint: determinism_check must be a str, got "
+                        f"{type(determinism_check).__name__}")
+    if determinism_check not in _CHECKS:
         raise ValueError(f"checkpoint: determinism_check must be 'default' or 'none', got "
                          f"{determinism_check!r}")
+    if context_fn is not None and not callable(context_fn):
+        raise TypeError(f"checkpoint: context_fn must be callable or None, got "
+                        f"{type(context_fn).__name__}")
+    forward_ctx, recompute_ctx = _contexts(context_fn)
     if not _GRAD_ENABLED.get():  # nothing is recorded, so there is nothing to drop
-        return function(*args, **kwargs)
+        with forward_ctx:
+            return function(*args, **kwargs)
     rng = np.random.get_state() if preserve_rng_state else None
     scope = _SCOPE.get()
     start = next(versions.SEQUENCE)
-    result = function(*args, **kwargs)
+    with forward_ctx:
+        result = function(*args, **kwargs)
     found: list[Tensor] = []
     _rebuild(result, found.append)
     live = [i for i, t in enumerate(found) if t.requires_grad]
@@ -70,6 +87,7 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | N
         return result
     node = Checkpoint()
     node.function, node.args, node.kwargs, node.rng = function, args, kwargs, rng
+    node.context = recompute_ctx
     node.check = determinism_check == "default"
     node.n_found, node.live = len(found), live
     node.metas = [(found[i].shape, found[i].dtype) for i in live]
@@ -125,7 +143,8 @@ class Checkpoint(Op):
             if self.rng is not None:
                 np.random.set_state(self.rng)
             start = next(versions.SEQUENCE)
-            result = self.function(*self.args, **self.kwargs)
+            with self.context:
+                result = self.function(*self.args, **self.kwargs)
         finally:
             _SCOPE.reset(scope_token)
             _GRAD_ENABLED.reset(grad_token)
@@ -156,6 +175,18 @@ class Checkpoint(Op):
                                    f"leaf made inside the function, or a captured tensor "
                                    f"replaced since); its gradient would be lost")
         return outs, start
+
+
+def _contexts(context_fn: Callable[[], Any] | None) -> tuple[Any, Any]:
+    """The forward's and the recomputation's context managers (none: do-nothing ones)."""
+    if context_fn is None:
+        return contextlib.nullcontext(), contextlib.nullcontext()
+    pair = context_fn()
+    if not (isinstance(pair, tuple) and len(pair) == 2 and all(
+            hasattr(c, "__enter__") and hasattr(c, "__exit__") for c in pair)):
+        raise TypeError(f"checkpoint: context_fn must return a tuple of two context managers, "
+                        f"got {type(pair).__name__}")
+    return pair
 
 
 def _external_inputs(outs: list[Tensor], start: int) -> list[Any]:
