@@ -12,9 +12,9 @@ import weakref
 
 import numpy as np
 import pytest
+from helpers import built_in_float64
 
 import tinygrad_rnn as tg
-from tests.helpers import built_in_float64
 from tinygrad_rnn import Tensor, nn
 from tinygrad_rnn.autograd import grad
 from tinygrad_rnn.checkpoint import checkpoint

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import built_in_float64
 
-from tests.helpers import built_in_float64
 from tinygrad_rnn import Tensor, nn
 from tinygrad_rnn.autograd import grad
 from tinygrad_rnn.checkpoint import checkpoint
