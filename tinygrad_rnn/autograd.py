@@ -7,7 +7,8 @@ top level), torch.autograd.functional's vjp, jvp, jacobian, hessian, hvp and vhp
 from __future__ import annotations
 
 from tinygrad_rnn.autograd_grad import GradArgumentError, UnusedInputError, grad
+from tinygrad_rnn.checkpoint import checkpoint
 from tinygrad_rnn.functional_transforms import hessian, hvp, jacobian, jvp, vhp, vjp
 
-__all__ = ["GradArgumentError", "UnusedInputError", "grad", "hessian", "hvp", "jacobian", "jvp",
-           "vhp", "vjp"]
+__all__ = ["GradArgumentError", "UnusedInputError", "checkpoint", "grad", "hessian", "hvp",
+           "jacobian", "jvp", "vhp", "vjp"]

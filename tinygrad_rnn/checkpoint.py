@@ -101,6 +101,7 @@ def _record(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[st
     node.check = check
     node.n_found, node.live = len(found), live
     node.metas = [(found[i].shape, found[i].dtype) for i in live]
+    node.n_out = len(live)
     node.multi_output = type(result) is not Tensor
     node._parents = tuple(_external_inputs([found[i] for i in live], start))
     node._scope, node._seq = scope, next(versions.SEQUENCE)
@@ -122,14 +123,15 @@ class Checkpoint(Op):
 
     name = "checkpoint"
     saves = None  # the recomputation reads every input: a write to any of them is an error
-
-    @property
-    def n_out(self) -> int:
-        """The number of outputs that require grad (a Port each, for a structured return)."""
-        metas = self.__dict__.get("metas")
-        if metas is None:  # a gradient for one output after backward freed the node
-            raise RuntimeError(engine._FREED)
-        return len(metas)
+    function: Callable[..., Any]  # what _record stores: fn and its arguments, for the rerun
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    rng: Any  # numpy's global RNG state before the forward (None: not replayed)
+    context: Any  # the recomputation's context manager
+    check: bool  # compare the recomputed outputs' shapes and dtypes with the forward's
+    n_found: int  # Tensors in fn's result, and the indices of those that require grad
+    live: list[int]
+    metas: list[tuple[tuple[int, ...], np.dtype]]
 
     def backward(self, g: Any) -> tuple[Any, ...]:
         seeds = list(g) if self.multi_output else [g]
@@ -137,12 +139,9 @@ class Checkpoint(Op):
         outs, start = self._recompute()
         roots = [t for t, s in zip(outs, seeds) if s is not None]
         given = [s for s in seeds if s is not None]
-        # a multi-output parent is asked for as its op (grad_sweep.sweep cannot take a Port
-        # as a target yet); the op's result is then the list of its outputs' gradients
-        targets = [p.node if type(p) is Port else p for p in self._parents]
-        found = grad_sweep.sweep(roots, given, targets, retain_graph=record,
+        found = grad_sweep.sweep(roots, given, list(self._parents), retain_graph=record,
                                  create_graph=record, stop_below=start)
-        return tuple(_port_slot(p, g) for p, g in zip(self._parents, found))
+        return tuple(found)
 
     def _recompute(self) -> tuple[list[Tensor], int]:
         """Run fn again with grad recorded, under the forward's scope and RNG state; its
@@ -205,7 +204,7 @@ def _external_inputs(outs: list[Tensor], start: int) -> list[Any]:
     an unroll has thousands of nodes)."""
     external: list[Any] = []
     met: set[Any] = set()  # nodes hash by identity
-    todo = [t._op or t for t in outs]
+    todo: list[Any] = [t._op or t for t in outs]
     while todo:
         p = todo.pop()
         node = p.node if type(p) is Port else p
@@ -232,13 +231,6 @@ def _rebuild(value: Any, leaf: Callable[[Tensor], Any]) -> Any:
     if isinstance(value, dict):
         return {k: _rebuild(v, leaf) for k, v in value.items()}
     return value
-
-
-def _port_slot(parent: Any, g: Any) -> Any:
-    """The gradient for `parent` out of what the sweep found for its node."""
-    if type(parent) is not Port:
-        return g
-    return None if g is None else g[parent.index]
 
 
 def _shape(p: Any) -> tuple[int, ...]:

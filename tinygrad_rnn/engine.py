@@ -211,6 +211,8 @@ def _accumulate_port(grads: dict, port: Port, pg: Any, op: Op) -> None:
         pg = _densify(pg, port.shape, port.dtype, op)
     slots = grads.get(port.node)
     if slots is None:
+        if port.node._freed:  # an earlier backward freed it (and its `n_out`)
+            raise RuntimeError(_FREED)
         slots = grads[port.node] = [None] * port.node.n_out
     old = slots[port.index]
     slots[port.index] = pg if old is None else old + pg

@@ -29,6 +29,7 @@ def sweep(roots: list[Any], seeds: list[Any], targets: list[Any], retain_graph: 
     wanted = {t.node if type(t) is Port else t for t in targets}
     useful = _reaching(order, wanted)
     grads: dict[Any, Any] = {}
+    owned: set[Any] = set()  # numpy gradients the sweep allocated: safe to add into in place
     for root, seed in zip(roots, seeds):
         node = root._op or root
         _add(grads, node, seed)
@@ -38,15 +39,16 @@ def sweep(roots: list[Any], seeds: list[Any], targets: list[Any], retain_graph: 
         with engine.collector_paused():
             for node in reversed(order):
                 g = grads.pop(node, None)
+                if type(g) is OuterGrad:  # every use has contributed: sum them now
+                    g = engine._summed(g, node._dtype)
                 if node in wanted:
                     found[node] = g
                 if g is None or node._op is not node or node._seq < stop_below:
                     continue  # a leaf, an end, or nothing arrived
-                if node not in useful:
-                    continue
                 if node._freed:
                     raise RuntimeError(engine._FREED)
-                _visit(node, g, grads, useful, create_graph)
+                if node in useful:
+                    _visit(node, g, grads, owned, useful, create_graph)
                 if not retain_graph:
                     node.__dict__.clear()
                     node._parents, node._freed = (), True
@@ -79,6 +81,8 @@ def _add(grads: dict[Any, Any], key: Any, g: Any) -> None:
     if type(key) is Port:
         slots = grads.get(key.node)
         if slots is None:
+            if key.node._freed:  # an earlier backward freed it (and its `n_out`)
+                raise RuntimeError(engine._FREED)
             slots = grads[key.node] = [None] * key.node.n_out
         old = slots[key.index]
         slots[key.index] = g if old is None else old + g
@@ -87,8 +91,11 @@ def _add(grads: dict[Any, Any], key: Any, g: Any) -> None:
     grads[key] = g if old is None else old + g
 
 
-def _visit(node: Any, g: Any, grads: dict[Any, Any], useful: set[Any], record: bool) -> None:
-    """Run node's backward on `g` and route what it returns to the parents that need it."""
+def _visit(node: Any, g: Any, grads: dict[Any, Any], owned: set[Any], useful: set[Any],
+           record: bool) -> None:
+    """Run node's backward on `g` and route what it returns to the parents that need it: in
+    numpy as the engine does (matmul factors merged, slices added into one buffer), or as
+    recorded Tensors."""
     if record:
         scope_token = _SCOPE.set(("grad", *node._scope))
         arrays = _wire_saved(node)
@@ -98,11 +105,13 @@ def _visit(node: Any, g: Any, grads: dict[Any, Any], useful: set[Any], record: b
                 continue
             if (parent.node if type(parent) is Port else parent) not in useful:
                 continue
-            shape = parent.shape if type(parent) is Port else parent._shape
-            dtype = parent.dtype if type(parent) is Port else parent._dtype
-            pg = dense_recorded(pg, shape, dtype, node) if record else engine._densify(
-                pg, shape, dtype, node)
-            _add(grads, parent, pg)
+            if type(parent) is Port:  # one output of a multi-output op: into its slot
+                dense = dense_recorded if record else engine._densify
+                _add(grads, parent, dense(pg, parent.shape, parent.dtype, node))
+            elif record:
+                _add(grads, parent, dense_recorded(pg, parent._shape, parent._dtype, node))
+            else:
+                engine._accumulate(grads, owned, parent, pg, node)
     finally:
         if record:
             for name, value in arrays:
