@@ -49,6 +49,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=1,
                     help="BLAS threads per worker (default 1: on a shared machine, more "
                          "threads spin-wait and time becomes noise)")
+    ap.add_argument("--keep-heap", action="store_true",
+                    help="run both workers with glibc's heap trimming off "
+                         "(MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_): a checkpointed "
+                         "chunk's recomputed arrays then reuse the pages the last chunk freed "
+                         "instead of faulting fresh ones in")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (smoke test)")
     ap.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -134,6 +139,8 @@ def launch(args: argparse.Namespace, name: str, threads: int) -> dict:
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(threads)
+    if args.keep_heap:  # both contenders alike
+        env["MALLOC_TRIM_THRESHOLD_"] = env["MALLOC_MMAP_THRESHOLD_"] = str(2**31)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", name,
            "--hidden", str(args.hidden), "--batch", str(args.batch), "--steps", str(args.steps),
            "--input", str(args.input), "--chunk", str(args.chunk),
@@ -161,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     threads = args.threads
     print(f"LSTM H={args.hidden} B={args.batch} T={args.steps} I={args.input}, chunks of "
-          f"{args.chunk}, float32; {threads} BLAS threads; {machine()}")
+          f"{args.chunk}, float32; {threads} BLAS threads; {machine()}"
+          + ("; glibc heap trimming off" if args.keep_heap else ""))
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     results = {name: launch(args, name, threads) for name in CONTENDERS}
     plain, ckpt = results["plain"], results["checkpoint"]
