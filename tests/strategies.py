@@ -238,6 +238,17 @@ def astype(draw, op):
     return Case([leaf(draw(values(shape, op.domain)))], {"dtype": np.float64})
 
 
+@st.composite
+def compare(draw, op):
+    """Broadcast pairs, with ties (rounded values) so equal and less_equal differ from the
+    strict comparisons."""
+    case = draw(binary(op))
+    for t in case.tensors:
+        t._assign(np.round(t._data, 1))
+    return Case(case.tensors, {"op": draw(st.sampled_from(
+        ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]))})
+
+
 CASES = {
     "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
     "matmul": matmul, "addmm": addmm, "addcmul": ternary, "where": where,
@@ -248,7 +259,11 @@ CASES = {
     "embedding": embedding,
     "cat": join, "stack": join,
     "broadcast_to": broadcast_to, "scatter_add": scatter_add, "astype": astype,
+    "compare": compare,
 }
+
+DIFFERENTIABLE = sorted(name for name, op in OPS.items() if op.differentiable)
+CONSTANT = sorted(name for name, op in OPS.items() if not op.differentiable)  # masks
 
 
 def op_case(name: str):

@@ -1,21 +1,38 @@
 """Every registered primitive against central differences in float64, on drawn shapes."""
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import one_output, op_case
+from strategies import CONSTANT, DIFFERENTIABLE, one_output, op_case
 
 from tinygrad_rnn import gradcheck
 from tinygrad_rnn.ops import OPS
 from tinygrad_rnn.tensor import apply
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
 @given(data=st.data())
 def test_primitive_gradient(name, data):
     op = OPS[name]
     case = data.draw(op_case(name))
     assert gradcheck(lambda *ts: one_output(apply(op, *ts, **case.kwargs)), case.tensors)
+
+
+@pytest.mark.parametrize("name", CONSTANT)
+@given(data=st.data())
+def test_a_constant_primitive_gives_a_mask_without_gradient(name, data):
+    """A comparison: a boolean array, never recorded, even when its inputs require grad."""
+    case = data.draw(op_case(name))
+    assert all(t.requires_grad for t in case.tensors)
+    out = apply(OPS[name], *case.tensors, **case.kwargs)
+    assert out.dtype == np.bool_ and not out.requires_grad and out.is_leaf
+    expected = getattr(np, case.kwargs["op"])(*(t.data for t in case.tensors))
+    np.testing.assert_array_equal(out.data, expected)
+
+
+def test_the_walks_cover_every_primitive():
+    assert set(DIFFERENTIABLE) | set(CONSTANT) == set(OPS) and CONSTANT == ["compare"]
 
 
 def test_registry_holds_the_documented_primitives():

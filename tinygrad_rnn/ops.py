@@ -69,6 +69,7 @@ class Op:
     arity: int
     n_out: int  # a multi-output op's number of outputs, set by its forward
     multi_output = False  # True: forward returns a list of arrays and sets `n_out`
+    differentiable = True  # False: the output is a constant (a comparison's boolean mask)
     requires_grad = True  # a node exists only for an output that needs grad
     _freed = False  # set once backward has dropped the saved arrays
     _retained: Any = None  # weakref to the output Tensor, when it called retain_grad()
@@ -259,6 +260,33 @@ def _add_into(out: np.ndarray, c: np.ndarray) -> np.ndarray:
         out += c
         return out
     return c + out
+
+
+_COMPARISONS = {"equal": np.equal, "not_equal": np.not_equal, "less": np.less,
+                "less_equal": np.less_equal, "greater": np.greater,
+                "greater_equal": np.greater_equal}
+
+
+@primitive("compare", arity=2, nondiff=(0, 1))
+class Compare(Op):
+    """x `op` y elementwise with broadcasting (op: equal, not_equal, less, less_equal, greater,
+    greater_equal): a boolean mask, a constant with no gradient (as torch's comparisons).
+    Tensor's comparison operators call it without recording a node."""
+
+    saves = ()
+    differentiable = False
+
+    def forward(self, x: np.ndarray, y: np.ndarray, op: Any = "equal") -> np.ndarray:
+        ufunc = _COMPARISONS.get(op) if isinstance(op, str) else None
+        if ufunc is None:
+            raise ValueError(f"op must be one of {sorted(_COMPARISONS)}, got {op!r}")
+        try:
+            return np.asarray(ufunc(x, y))
+        except ValueError:
+            raise ValueError(f"{op}: shapes {x.shape} and {y.shape} do not broadcast") from None
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        return None, None  # a mask is piecewise constant: zero gradient almost everywhere
 
 
 @primitive("where", arity=3, nondiff=(0,))

@@ -235,28 +235,25 @@ class Tensor:
     __hash__ = object.__hash__  # tensors hash by identity; == is elementwise, as torch
 
     # ---- comparisons: boolean tensors, no gradient (as torch) ------------------------------
-    def _compare(self, o: Any, ufunc: np.ufunc) -> Tensor:
+    def _compare(self, o: Any, op: str) -> Tensor:
+        """The `compare` primitive: a mask, a constant (apply records no node for it)."""
         if o is None or isinstance(o, (str, bytes)):
             return NotImplemented
-        other = o._data if isinstance(o, Tensor) else np.asarray(o)
+        other = o if isinstance(o, Tensor) else np.asarray(o)
         if other.dtype.kind not in "biuf":
             return NotImplemented
-        try:
-            return _wrap(np.asarray(ufunc(self._data, other)))
-        except ValueError:
-            raise ValueError(f"{ufunc.__name__}: shapes {self.shape} and {other.shape} do not "
-                             f"broadcast") from None
+        return apply(ops.Compare, self, _tensor(other), op=op)
 
     def __eq__(self, o: object) -> Tensor:  # type: ignore[override]  # elementwise, not a bool
-        return self._compare(o, np.equal)
+        return self._compare(o, "equal")
 
     def __ne__(self, o: object) -> Tensor:  # type: ignore[override]  # elementwise, not a bool
-        return self._compare(o, np.not_equal)
+        return self._compare(o, "not_equal")
 
-    def __lt__(self, o: Any) -> Tensor: return self._compare(o, np.less)
-    def __le__(self, o: Any) -> Tensor: return self._compare(o, np.less_equal)
-    def __gt__(self, o: Any) -> Tensor: return self._compare(o, np.greater)
-    def __ge__(self, o: Any) -> Tensor: return self._compare(o, np.greater_equal)
+    def __lt__(self, o: Any) -> Tensor: return self._compare(o, "less")
+    def __le__(self, o: Any) -> Tensor: return self._compare(o, "less_equal")
+    def __gt__(self, o: Any) -> Tensor: return self._compare(o, "greater")
+    def __ge__(self, o: Any) -> Tensor: return self._compare(o, "greater_equal")
 
     # ---- in-place operators -------------------------------------------------------------
     def _inplace(self, op_cls: type[Op], o: Any, ufunc: np.ufunc) -> Tensor:
@@ -407,7 +404,7 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
         raise _named(err, op_cls.name, inputs) from None
     out = Tensor.__new__(Tensor)
     out._data, out.grad, out._guard = data, None, None
-    if True in flags and _GRAD_ENABLED.get():
+    if True in flags and _GRAD_ENABLED.get() and op_cls.differentiable:
         out.requires_grad, out._op = True, op
         op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(versions.SEQUENCE)
         op._shape, op._dtype = data.shape, data.dtype

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import one_output, op_case
+from strategies import DIFFERENTIABLE, one_output, op_case
 from test_torch_ops import TORCH
 
 from tinygrad_rnn import Tensor
@@ -42,7 +42,7 @@ def _theirs(name, case, seed, weights):
             [g.numpy(force=True) for g in second])
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
 @given(data=st.data())
 def test_double_backward_matches_torch(name, data):
     case = data.draw(op_case(name))

@@ -80,6 +80,9 @@ TORCH = {
     "broadcast_to": lambda x, shape: torch.broadcast_to(x, shape),
     "scatter_add": lambda v, index, shape: _scatter_add(v, index, shape),
     "astype": lambda x, dtype: x.to(getattr(torch, np.dtype(dtype).name)),
+    "compare": lambda x, y, op: getattr(torch, {"equal": "eq", "not_equal": "ne", "less": "lt",
+                                                "less_equal": "le", "greater": "gt",
+                                                "greater_equal": "ge"}[op])(x, y),
 }
 
 
@@ -100,6 +103,9 @@ def test_primitive_matches_torch(name, data):
         ours, theirs = one_output(ours), sum((th * float(k)).sum()
                                              for k, th in enumerate(theirs, start=1))
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    if not OPS[name].differentiable:  # a mask: no gradient on either side
+        assert not ours.requires_grad and not theirs.requires_grad
+        return
     seed = np.random.default_rng(1).standard_normal(ours.shape)
     ours.backward(seed)
     theirs.backward(torch.tensor(seed))
