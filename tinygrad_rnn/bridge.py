@@ -61,14 +61,20 @@ def astype(x: Any, dtype: np.dtype) -> Any:
 
 
 def concatenate(xs: list[Any], axis: int) -> Any:
-    if all(isinstance(x, _NUMPY) for x in xs):
+    for x in xs:  # a loop, not all(...): split's backward runs this once per time step
+        if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
+            break
+    else:
         return np.concatenate(xs, axis=axis)
     t = _tensor_module()
     return t.cat([x if isinstance(x, t.Tensor) else t._wrap(x) for x in xs], axis)
 
 
 def stack(xs: list[Any], axis: int) -> Any:
-    if all(isinstance(x, _NUMPY) for x in xs):
+    for x in xs:
+        if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
+            break
+    else:
         return np.stack(xs, axis=axis)
     t = _tensor_module()
     return t.stack([x if isinstance(x, t.Tensor) else t._wrap(x) for x in xs], axis)
