@@ -14,10 +14,12 @@ from tinygrad_rnn.serialization import load, save
 from tinygrad_rnn.tensor import (
     Tensor,
     cat,
+    enable_grad,
     get_default_dtype,
     graph_scope,
     no_grad,
     set_default_dtype,
+    set_grad_enabled,
     stack,
     where,
 )
@@ -35,3 +37,4 @@ __all__ += ["diagnostics"]
 __all__ += ["data", "train"]
 __all__ += ["autograd", "grad"]
 __all__ += ["gradgradcheck", "gradgradcheck_module"]
+__all__ += ["enable_grad", "set_grad_enabled"]

@@ -4,28 +4,17 @@ jacobian, hessian, hvp, vhp (re-exported by autograd.py, where torch users look 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from tinygrad_rnn.autograd_grad import GradArgumentError, _cast, grad
-from tinygrad_rnn.settings import _GRAD_ENABLED
+from tinygrad_rnn.settings import enable_grad
 from tinygrad_rnn.tensor import Tensor, _wrap, stack
 from tinygrad_rnn.validate import check_bool
 
 __all__ = ["hessian", "hvp", "jacobian", "jvp", "vhp", "vjp"]
-
-
-@contextlib.contextmanager
-def _grad_on() -> Iterator[None]:
-    """Record even under no_grad(): a transform always builds the graph it differentiates."""
-    token = _GRAD_ENABLED.set(True)
-    try:
-        yield
-    finally:
-        _GRAD_ENABLED.reset(token)
 
 
 def _as_tuple(who: str, name: str, value: Any) -> tuple[bool, tuple[Tensor, ...]]:
@@ -62,7 +51,7 @@ def _inputs(who: str, func: Any, inputs: Any, create_graph: bool,
 
 def _fresh(t: Tensor, create_graph: bool, need_graph: bool) -> Tensor:
     if create_graph and t.requires_grad:
-        with _grad_on():
+        with enable_grad():
             return t.reshape(t.shape)
     out = _wrap(t._data)
     out.requires_grad = need_graph
@@ -98,7 +87,7 @@ def _no_v(who: str, refs: tuple[Tensor, ...], what: str) -> None:
 
 def _outputs(who: str, func: Callable, inputs: tuple[Tensor, ...],
              strict: bool) -> tuple[bool, tuple[Tensor, ...]]:
-    with _grad_on():
+    with enable_grad():
         result = func(*inputs)
     is_tuple, outs = _as_tuple(who, "func's output", result)
     if strict:
@@ -127,7 +116,7 @@ def _grads(outs: tuple[Any, ...], inputs: tuple[Tensor, ...], seeds: Any = None,
     wrt = [i for i, t in enumerate(inputs) if t.requires_grad]
     res: list[Any] = [None] * len(inputs)
     if keep and wrt:
-        with _grad_on():
+        with enable_grad():
             found = grad([outs[i] for i in keep], [inputs[i] for i in wrt],
                          None if seeds is None else [seeds[i] for i in keep],
                          retain_graph=retain_graph, create_graph=create_graph,
@@ -137,31 +126,38 @@ def _grads(outs: tuple[Any, ...], inputs: tuple[Tensor, ...], seeds: Any = None,
     return tuple(res)
 
 
-_INDEPENDENT = {
-    "back": "the output of func is independent of input {i}",
-    "back_trick": "the gradient with respect to the inputs is independent of entry {i} of the "
-                  "(zero) grad_outputs of the double-backward trick",
-    "double_back": "the gradient of func is independent of input {i}",
-    "double_back_trick": "the Hessian of func is independent of entry {i} of the (zero) "
-                         "grad_jacobian of the double-backward trick",
+_INDEPENDENT = {  # (where no gradient arrived, where the result is a constant), per stage
+    "back": ("the output of func is independent of input {i}",
+             "the Jacobian of func is independent of input {i}"),
+    "back_trick": (("the gradient with respect to the inputs is independent of entry {i} of "
+                    "the (zero) grad_outputs of the double-backward trick"),
+                   "the Jacobian of func is independent of input {i}"),
+    "double_back": ("the gradient of func is independent of input {i}",
+                    "the Hessian of func is independent of input {i}"),
+    "double_back_trick": (("the Hessian of func is independent of entry {i} of the (zero) "
+                           "grad_jacobian of the double-backward trick"),
+                          "the Hessian of func is independent of input {i}"),
+    "jacobian": ("output {o} of func is independent of input {i}",
+                 "the Jacobian of output {o} is independent of input {i}"),
 }
 
 
-def _zeros_for_none(who: str, found: tuple[Any, ...], refs: tuple[Tensor, ...], strict: bool,
-                    create_graph: bool, stage: str) -> tuple[Tensor, ...]:
+def _zeros_for_none(who: str, found: Sequence[Any], refs: Sequence[Tensor], strict: bool,
+                    create_graph: bool, stage: str, o: int = 0) -> tuple[Tensor, ...]:
     """Zeros where no gradient arrived; with strict, an error there instead (and, with
-    create_graph, also where the result does not depend on the inputs)."""
+    create_graph, also where the result does not depend on the inputs). `o`: the output, for
+    the messages of stage "jacobian"."""
+    unused, constant = _INDEPENDENT[stage]
     res = []
     for i, g in enumerate(found):
         if g is None:
             if strict:
-                raise RuntimeError(f"{who}: {_INDEPENDENT[stage].format(i=i)}; not allowed "
-                                   f"with strict=True")
+                raise RuntimeError(f"{who}: {unused.format(i=i, o=o)}; not allowed with "
+                                   f"strict=True")
             g = Tensor(np.zeros(refs[i].shape, refs[i].dtype))
         elif strict and create_graph and not g.requires_grad:
-            kind = "Hessian" if "double" in stage else "Jacobian"
-            raise RuntimeError(f"{who}: the {kind} of func is independent of input {i}; not "
-                               f"allowed with strict=True and create_graph=True")
+            raise RuntimeError(f"{who}: {constant.format(i=i, o=o)}; not allowed with "
+                               f"strict=True and create_graph=True")
         res.append(g)
     return tuple(res)
 
@@ -261,7 +257,7 @@ def _stacked(rows: list[Tensor], shape: tuple[int, ...], dtype: np.dtype,
     if not rows:  # an output with no element
         return Tensor(np.zeros(shape, dtype))
     if create_graph:
-        with _grad_on():
+        with enable_grad():
             return stack(rows).reshape(shape)
     return Tensor(np.stack([r._data for r in rows]).reshape(shape))
 
@@ -277,7 +273,7 @@ def _split_rows(jac: list[list[list[Tensor]]], outs: tuple[Tensor, ...],
         whole = _stacked(rows, (total, *x.shape), x.dtype, create_graph)
         start = 0
         for i, out in enumerate(outs):
-            with _grad_on():
+            with enable_grad():
                 blocks[i].append(whole[start:start + out.size].reshape(out.shape + x.shape))
             start += out.size
     return [tuple(b) for b in blocks]
@@ -300,16 +296,8 @@ def _jacobian(who: str, func: Callable, inputs: Any, create_graph: bool, strict:
             seed[j] = 1
             found = _grads((out,), ins, (Tensor(seed.reshape(out.shape)),), create_graph,
                            retain_graph=True)
-            for k, g in enumerate(found):
-                if g is None:
-                    if strict:
-                        raise RuntimeError(f"{who}: output {i} of func is independent of "
-                                           f"input {k}; not allowed with strict=True")
-                    g = Tensor(np.zeros(ins[k].shape, ins[k].dtype))
-                elif strict and create_graph and not g.requires_grad:
-                    raise RuntimeError(f"{who}: the Jacobian of output {i} is independent of "
-                                       f"input {k}; not allowed with strict=True and "
-                                       f"create_graph=True")
+            row = _zeros_for_none(who, found, ins, strict, create_graph, "jacobian", o=i)
+            for k, g in enumerate(row):
                 cols[k].append(g)
         jac.append(cols)
     blocks: list[tuple[Tensor, ...]]
@@ -364,7 +352,7 @@ def hessian(func: Callable, inputs: Tensor | tuple[Tensor, ...], create_graph: b
     def scalar(*xs: Tensor) -> Tensor:
         is_tuple, outs = _outputs("hessian", func, xs, strict)
         _single_output("hessian", is_tuple, outs)
-        with _grad_on():
+        with enable_grad():
             return outs[0].reshape(())
 
     def gradient(*xs: Tensor) -> tuple[Tensor, ...]:

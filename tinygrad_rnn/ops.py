@@ -38,6 +38,7 @@ def primitive(name: str, *, domain: tuple[float, float] = (-2.0, 2.0),
     gradcheck suite how to sample it."""
     def register(cls: type[OpT]) -> type[OpT]:
         cls.name, cls.domain, cls.nondiff, cls.arity = name, domain, nondiff, arity
+        cls.routed = cls.multi_output or not cls.differentiable
         OPS[name] = cls
         return cls
     return register
@@ -70,6 +71,7 @@ class Op:
     n_out: int  # a multi-output op's number of outputs, set by its forward
     multi_output = False  # True: forward returns a list of arrays and sets `n_out`
     differentiable = True  # False: the output is a constant (a comparison's boolean mask)
+    routed = False  # set by @primitive: multi-output or not differentiable (see tensor.apply)
     requires_grad = True  # a node exists only for an output that needs grad
     _freed = False  # set once backward has dropped the saved arrays
     _retained: Any = None  # weakref to the output Tensor, when it called retain_grad()

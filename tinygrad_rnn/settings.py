@@ -39,13 +39,25 @@ def is_grad_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def no_grad() -> Iterator[None]:
-    """Nothing computed inside is recorded for backward."""
-    token = _GRAD_ENABLED.set(False)
+def set_grad_enabled(mode: bool) -> Iterator[None]:
+    """Record ops for backward inside (True) or not (False), as torch.set_grad_enabled; the
+    previous mode comes back on exit."""
+    token = _GRAD_ENABLED.set(bool(mode))
     try:
         yield
     finally:
         _GRAD_ENABLED.reset(token)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Nothing computed inside is recorded for backward."""
+    return set_grad_enabled(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager[None]:
+    """Record inside even under no_grad(), as torch.enable_grad (the functional transforms
+    build the graph they differentiate)."""
+    return set_grad_enabled(True)
 
 
 class graph_scope(contextlib.ContextDecorator):  # lower case: used like a function, as no_grad

@@ -19,16 +19,18 @@ from tinygrad_rnn.settings import (
     _GRAD_ENABLED,
     _SCOPE,
     current_scope,
+    enable_grad,
     get_default_dtype,
     graph_scope,
     is_grad_enabled,
     no_grad,
     set_default_dtype,
+    set_grad_enabled,
 )
 
 __all__ = ["Tensor", "addcmul", "addmm", "apply", "apply_multi", "cat", "current_scope",
-           "get_default_dtype", "graph_scope", "is_grad_enabled", "no_grad", "set_default_dtype",
-           "stack", "where"]
+           "enable_grad", "get_default_dtype", "graph_scope", "is_grad_enabled", "no_grad",
+           "set_default_dtype", "set_grad_enabled", "stack", "where"]
 
 def _as_array(data: Any, dtype: Any, copy: bool = True) -> np.ndarray:
     """`data` as a numeric array (a copy unless `copy` is False), or a TypeError/ValueError
@@ -384,9 +386,8 @@ class Tensor:
 
 def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
     """Run primitive `op_cls` forward on the inputs' arrays and record it if any needs grad."""
-    if op_cls.multi_output:
-        # several outputs: a list of tensors (Tensor's methods call apply_multi directly)
-        return apply_multi(op_cls, *inputs, **kwargs)  # type: ignore[return-value]  # a list
+    if op_cls.routed:  # several outputs (a list), or a constant output: see _apply_routed
+        return _apply_routed(op_cls, inputs, kwargs)
     op = op_cls()
     needs: list[bool] = []  # one loop, no comprehension frames: a hot path
     arrays: list[np.ndarray] = []
@@ -404,13 +405,33 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
         raise _named(err, op_cls.name, inputs) from None
     out = Tensor.__new__(Tensor)
     out._data, out.grad, out._guard = data, None, None
-    if True in flags and _GRAD_ENABLED.get() and op_cls.differentiable:
+    if True in flags and _GRAD_ENABLED.get():
         out.requires_grad, out._op = True, op
-        op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(versions.SEQUENCE)
+        op._parents, op._scope, op._seq = tuple(nodes), _SCOPE.get(), next(_SEQUENCE)
         op._shape, op._dtype = data.shape, data.dtype
     else:
         out.requires_grad, out._op = False, None
     return out
+
+
+_SEQUENCE = versions.SEQUENCE  # creation order: a global name, read once per recorded op
+
+
+def _apply_routed(op_cls: type[Op], inputs: tuple[Tensor, ...], kwargs: dict[str, Any]) -> Any:
+    """apply for the ops `routed` marks: a multi-output op (split, unbind) goes to apply_multi
+    (Tensor's methods call that directly); a non-differentiable one (compare) runs and gives a
+    constant, never a node."""
+    if op_cls.multi_output:
+        return apply_multi(op_cls, *inputs, **kwargs)
+    op = op_cls()
+    op.needs = (False,) * len(inputs)
+    for t in inputs:
+        if t._guard is not None and t._guard.copy is not None:
+            versions.on_record(t)
+    try:
+        return _wrap(op.forward(*[t._data for t in inputs], **kwargs))
+    except (ValueError, IndexError, TypeError) as err:
+        raise _named(err, op_cls.name, inputs) from None
 
 
 def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
@@ -426,7 +447,7 @@ def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
         raise _named(err, op_cls.name, (x,)) from None
     record = x.requires_grad and _GRAD_ENABLED.get()
     if record:
-        op._parents, op._scope, op._seq = (x._op or x,), _SCOPE.get(), next(versions.SEQUENCE)
+        op._parents, op._scope, op._seq = (x._op or x,), _SCOPE.get(), next(_SEQUENCE)
         op._shape, op._dtype = x._data.shape, x._data.dtype
     outs = []
     for i, piece in enumerate(pieces):
