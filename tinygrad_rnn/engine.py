@@ -79,7 +79,7 @@ def toposort_many(roots: list[Any], stop_below: int = 0) -> list[Any]:
             if p.requires_grad and p not in seen:
                 seen.add(p)
                 order.append(p)
-                if p._seq >= stop_below:
+                if not stop_below or p._seq >= stop_below:  # 0: a plain backward, walk all
                     todo.append(p)
     order.sort(key=_seq_of)
     return order
