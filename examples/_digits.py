@@ -1,5 +1,6 @@
-"""The digits task that dynamics.py and curvature.py share: scikit-learn's 8x8 digits read row
-by row (8 steps of 8 pixels) by a recurrent stack, with a Linear head on the last state."""
+"""The digits task that sequence_digits.py, dynamics.py and curvature.py share: scikit-learn's
+8x8 digits read row by row (8 steps of 8 pixels) by a recurrent stack, with a Linear head on
+the last state."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ class RowClassifier(nn.Module):
     Shape: x (B, 8, 8) -> logits (B, 10).
     """
 
-    def __init__(self, cell: str, hidden: int):
+    def __init__(self, cell: str, hidden: int, features: int = 8, classes: int = 10):
         super().__init__()
-        self.rnn = STACKS[cell](8, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, 10)
+        self.rnn = STACKS[cell](features, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
 
     def forward(self, x: np.ndarray) -> tg.Tensor:
         out, _ = self.rnn(x)
@@ -37,3 +38,12 @@ def load(limit: int | None, seed: int) -> tuple[np.ndarray, ...]:
     if limit:
         x, y = x[:limit], y[:limit]
     return train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+
+
+def accuracy(model: RowClassifier, x: np.ndarray, y: np.ndarray) -> float:
+    """The fraction of x's images classified as y says, in eval mode (then back to train)."""
+    model.eval()
+    with tg.no_grad():
+        pred = model(x).data.argmax(axis=-1)
+    model.train()
+    return float((pred == y).mean())

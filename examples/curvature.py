@@ -44,7 +44,7 @@ from tinygrad_rnn.data import batches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
 import _cli
-from _digits import STACKS, RowClassifier, load
+from _digits import STACKS, RowClassifier, accuracy, load
 
 QUICK = {"hidden": 8, "epochs": 1, "limit": 200, "iters": 20}  # --quick: a few seconds
 
@@ -89,14 +89,6 @@ def power_iteration(matvec: Callable[[Vector], Vector], start: Vector, iters: in
             return 0.0, i, True  # A v = 0: v is in the null space, and so is every A
         v, previous = [a / size for a in av], lam
     return lam, iters, False
-
-
-def accuracy(model: RowClassifier, x: np.ndarray, y: np.ndarray) -> float:
-    model.eval()
-    with tg.no_grad():
-        pred = model(x).data.argmax(axis=-1)
-    model.train()
-    return float((pred == y).mean())
 
 
 def measure(model: RowClassifier, cell: str, phase: str, data: tuple[np.ndarray, ...],

@@ -28,16 +28,15 @@ from pathlib import Path
 import numpy as np
 
 try:
-    import tinygrad_rnn as tg
+    import tinygrad_rnn  # noqa: F401 (installed?)
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import tinygrad_rnn as tg
 from tinygrad_rnn import diagnostics, optim
 from tinygrad_rnn import functional as F
 from tinygrad_rnn.data import batches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_digits.py: the task
-from _digits import STACKS, RowClassifier, load
+from _digits import STACKS, RowClassifier, accuracy, load
 
 KEY = (0, "forward")
 SHOWN = 3  # exponents printed per model
@@ -56,14 +55,6 @@ def measure(model: RowClassifier, xb: np.ndarray, yb: np.ndarray, drive: np.ndar
     return {"exps": exps, "norms": norms.mean(axis=1), "flow": rec.grad_norms()[KEY]["h"],
             "ratio": (per_seq / per_seq[-1]).mean(axis=1),
             "bound_ok": bool((per_seq <= bound * (1 + 1e-4) + 1e-12).all())}
-
-
-def accuracy(model: RowClassifier, x: np.ndarray, y: np.ndarray) -> float:
-    model.eval()
-    with tg.no_grad():
-        pred = model(x).data.argmax(axis=-1)
-    model.train()
-    return float((pred == y).mean())
 
 
 def report(cell: str, phase: str, acc: float, m: dict) -> None:

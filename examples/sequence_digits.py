@@ -24,55 +24,16 @@ from pathlib import Path
 import numpy as np
 
 try:
-    import tinygrad_rnn as tg
+    import tinygrad_rnn  # noqa: F401 (installed?)
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import tinygrad_rnn as tg
 from tinygrad_rnn import functional as F
-from tinygrad_rnn import nn, optim
+from tinygrad_rnn import optim
 from tinygrad_rnn.data import batches
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # examples/_cli.py: flags, errors
 import _cli
-
-STACKS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-class RowClassifier(nn.Module):
-    """A recurrent stack over the image rows, then Linear on the last hidden state.
-
-    Shape: x (B, 8, 8) float32 -> logits (B, 10).
-    """
-
-    def __init__(self, cell: str, hidden: int, features: int = 8, classes: int = 10):
-        super().__init__()
-        self.rnn = STACKS[cell](features, hidden, batch_first=True)
-        self.head = nn.Linear(hidden, classes)
-
-    def forward(self, x: np.ndarray) -> tg.Tensor:
-        out, _ = self.rnn(x)
-        return self.head(out[:, -1])
-
-
-def load(limit: int | None, seed: int) -> tuple[np.ndarray, ...]:
-    """Stratified 75/25 split of the digits as (N, 8 rows, 8 pixels) float32 in [0, 1]."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int64)
-    if limit:
-        x, y = x[:limit], y[:limit]
-    return train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
-
-
-def accuracy(model: RowClassifier, x: np.ndarray, y: np.ndarray) -> float:
-    model.eval()
-    with tg.no_grad():
-        pred = model(x).data.argmax(axis=-1)
-    model.train()
-    return float((pred == y).mean())
+from _digits import STACKS, RowClassifier, accuracy, load
 
 
 def run(cell: str, data: tuple[np.ndarray, ...], args: argparse.Namespace) -> dict:
