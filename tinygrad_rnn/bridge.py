@@ -33,6 +33,14 @@ def is_array(x: Any) -> bool:
     return isinstance(x, _NUMPY)
 
 
+def _all_numpy(xs: list[Any]) -> bool:
+    """No Tensor among xs (a loop, not all(...): split's backward asks once per time step)."""
+    for x in xs:
+        if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
+            return False
+    return True
+
+
 def where(cond: np.ndarray, a: Any, b: Any) -> Any:
     """np.where with a constant boolean `cond`; a or b may be a scalar."""
     if isinstance(a, _NUMPY) and isinstance(b, _NUMPY):
@@ -61,20 +69,14 @@ def astype(x: Any, dtype: np.dtype) -> Any:
 
 
 def concatenate(xs: list[Any], axis: int) -> Any:
-    for x in xs:  # a loop, not all(...): split's backward runs this once per time step
-        if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
-            break
-    else:
+    if _all_numpy(xs):
         return np.concatenate(xs, axis=axis)
     t = _tensor_module()
     return t.cat([x if isinstance(x, t.Tensor) else t._wrap(x) for x in xs], axis)
 
 
 def stack(xs: list[Any], axis: int) -> Any:
-    for x in xs:
-        if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
-            break
-    else:
+    if _all_numpy(xs):
         return np.stack(xs, axis=axis)
     t = _tensor_module()
     return t.stack([x if isinstance(x, t.Tensor) else t._wrap(x) for x in xs], axis)

@@ -118,6 +118,13 @@ def _compare(index: int, analytic: np.ndarray, numeric: np.ndarray, atol: float,
         name=name, ok=bool((excess <= 1.0).all()))
 
 
+def check_deterministic(who: str, value: Callable[[], float]) -> None:
+    """Central differences need fn to give one value per input: two calls must agree."""
+    if value() != value():
+        raise ValueError(f"{who}: fn is not deterministic (two calls on the same inputs "
+                         f"differ: dropout in training mode? a random draw?)")
+
+
 def numeric_grad(f: Callable[[], float], x: np.ndarray, eps: float) -> np.ndarray:
     """Central differences (f(x+eps) - f(x-eps)) / 2eps of scalar f, perturbing `x` in place.
 
@@ -174,9 +181,7 @@ def _records(who: str, fn: Callable[..., Tensor], inputs: Sequence[Any], eps: fl
         if not np.isfinite(out.data):
             raise ValueError(f"{who}: fn's output is not finite at these inputs "
                              f"({float(out.data)}), so its gradient cannot be checked there")
-        if value() != value():
-            raise ValueError(f"{who}: fn is not deterministic (two calls on the same inputs "
-                             f"differ: dropout in training mode? a random draw?)")
+        check_deterministic(who, value)
         if out.requires_grad:
             out.backward()
         checked = [(i, x) for i, x in enumerate(xs) if isinstance(x, Tensor) and x.requires_grad]

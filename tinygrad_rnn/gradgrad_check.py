@@ -25,6 +25,7 @@ from tinygrad_rnn.grad_check import (
     _float64_inputs,
     _module_params,
     _steps_used,
+    check_deterministic,
     float64_run,
     numeric_grad,
 )
@@ -140,9 +141,7 @@ def gradgradcheck(fn: Callable[..., Any], inputs: Sequence[Any], grad_outputs: A
         if not np.isfinite(first._data):
             raise ValueError(f"{who}: fn's gradient is not finite at these inputs, so its "
                              f"derivative cannot be checked there")
-        if value() != value():
-            raise ValueError(f"{who}: fn is not deterministic (two calls on the same inputs "
-                             f"differ: dropout in training mode? a random draw?)")
+        check_deterministic(who, value)
         checked = [(f"input {i}", x) for i, x in enumerate(xs)
                    if isinstance(x, Tensor) and x.requires_grad]
         checked += [(f"grad_output {i}", seeds[i]) for i in keep
