@@ -278,3 +278,27 @@ def test_set_default_dtype_names_a_bad_dtype(dtype, match):
 def test_chunk_of_an_empty_axis_gives_chunks_empty_pieces_as_torch():
     pieces = Tensor(np.zeros((2, 0)), requires_grad=True).chunk(4, axis=1)
     assert [p.shape for p in pieces] == [(2, 0)] * 4
+
+
+# ---- grad mode: no_grad, enable_grad, set_grad_enabled (as torch) ---------------------------
+
+def test_enable_grad_records_inside_no_grad_and_modes_nest():
+    from tinygrad_rnn import enable_grad, no_grad, set_grad_enabled
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with no_grad():
+        assert not (x * 2).requires_grad
+        with enable_grad():
+            assert (x * 2).requires_grad
+        with set_grad_enabled(True):
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+    with set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+
+@pytest.mark.parametrize("mode", [1, None, "yes"])
+def test_set_grad_enabled_refuses_a_mode_that_is_not_a_bool(mode):
+    from tinygrad_rnn import set_grad_enabled
+    with pytest.raises(TypeError, match="set_grad_enabled: mode must be a bool"):
+        set_grad_enabled(mode)

@@ -38,11 +38,17 @@ def is_grad_enabled() -> bool:
     return _GRAD_ENABLED.get()
 
 
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool) -> Iterator[None]:
+def set_grad_enabled(mode: bool) -> contextlib.AbstractContextManager[None]:
     """Record ops for backward inside (True) or not (False), as torch.set_grad_enabled; the
     previous mode comes back on exit."""
-    token = _GRAD_ENABLED.set(bool(mode))
+    if not isinstance(mode, (bool, np.bool_)):
+        raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
+    return _grad_mode(bool(mode))
+
+
+@contextlib.contextmanager
+def _grad_mode(mode: bool) -> Iterator[None]:
+    token = _GRAD_ENABLED.set(mode)
     try:
         yield
     finally:
@@ -51,13 +57,13 @@ def set_grad_enabled(mode: bool) -> Iterator[None]:
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
     """Nothing computed inside is recorded for backward."""
-    return set_grad_enabled(False)
+    return _grad_mode(False)
 
 
 def enable_grad() -> contextlib.AbstractContextManager[None]:
     """Record inside even under no_grad(), as torch.enable_grad (the functional transforms
     build the graph they differentiate)."""
-    return set_grad_enabled(True)
+    return _grad_mode(True)
 
 
 class graph_scope(contextlib.ContextDecorator):  # lower case: used like a function, as no_grad
