@@ -34,7 +34,7 @@ def is_array(x: Any) -> bool:
 
 
 def _all_numpy(xs: list[Any]) -> bool:
-    """No Tensor among xs (a loop, not all(...): split's backward asks once per time step)."""
+    """No Tensor among xs (a loop: no generator frame)."""
     for x in xs:
         if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
             return False
@@ -69,7 +69,10 @@ def astype(x: Any, dtype: np.dtype) -> Any:
 
 
 def concatenate(xs: list[Any], axis: int) -> Any:
-    if _all_numpy(xs):
+    for x in xs:  # _all_numpy inlined: split's backward calls this once per time step
+        if type(x) is not np.ndarray and not isinstance(x, _NUMPY):
+            break
+    else:
         return np.concatenate(xs, axis=axis)
     t = _tensor_module()
     return t.cat([x if isinstance(x, t.Tensor) else t._wrap(x) for x in xs], axis)
@@ -117,4 +120,6 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     g = g.sum(axis=tuple(range(extra))) if extra > 0 else g
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     g = g.sum(axis=stretched, keepdims=True) if stretched else g
-    return np.asarray(g) if isinstance(g, (np.ndarray, np.generic)) else g
+    if type(g) is np.ndarray or not isinstance(g, np.generic):
+        return g  # an array, or a Tensor
+    return np.asarray(g)  # a numpy scalar from a full sum
