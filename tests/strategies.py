@@ -249,7 +249,16 @@ def compare(draw, op):
         ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]))})
 
 
+@st.composite
+def dropout_mask(draw, op):
+    """No inputs: a shape, a rate, a dtype and a seeded generator."""
+    shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
+    return Case([], {"shape": shape, "p": draw(st.sampled_from([0.0, 0.25, 0.5])),
+                     "dtype": np.float64, "rng": np.random.default_rng(draw(st.integers(0, 9)))})
+
+
 CASES = {
+    "dropout_mask": dropout_mask,
     "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
     "matmul": matmul, "addmm": addmm, "addcmul": ternary, "where": where,
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,
@@ -263,7 +272,9 @@ CASES = {
 }
 
 DIFFERENTIABLE = sorted(name for name, op in OPS.items() if op.differentiable)
-CONSTANT = sorted(name for name, op in OPS.items() if not op.differentiable)  # masks
+CONSTANT = sorted(name for name, op in OPS.items()  # masks computed from inputs
+                  if not op.differentiable and op.arity > 0)
+RANDOM = sorted(name for name, op in OPS.items() if op.arity == 0)  # drawn, no inputs
 
 
 def op_case(name: str):

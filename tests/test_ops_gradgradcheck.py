@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import CASES, CONSTANT, DIFFERENTIABLE, one_output, op_case
+from strategies import CASES, CONSTANT, DIFFERENTIABLE, RANDOM, one_output, op_case
 
 from tinygrad_rnn import GradcheckError, Tensor, gradcheck, gradgradcheck
 from tinygrad_rnn.ops import OPS, Op, primitive
@@ -25,7 +25,7 @@ def test_primitive_second_derivative(name, data):
 
 def test_registry_walk_covers_every_primitive():
     # nothing registered later, nothing planted left behind; comparisons give constants
-    assert set(WALKED) | set(CONSTANT) == set(OPS)
+    assert set(WALKED) | set(CONSTANT) | set(RANDOM) == set(OPS)
     assert set(OPS) <= set(CASES)  # each has a strategy drawing its inputs
     assert {"broadcast_to", "scatter_add", "astype", "addmm", "addcmul"} <= set(WALKED)
 

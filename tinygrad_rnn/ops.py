@@ -291,6 +291,24 @@ class Compare(Op):
         return None, None  # a mask is piecewise constant: zero gradient almost everywhere
 
 
+@primitive("dropout_mask", arity=0)
+class DropoutMask(Op):
+    """An inverted-dropout mask of `shape`: 0 with probability p, else 1/(1-p), in `dtype`,
+    drawn from `rng` (a numpy Generator or RandomState; None: numpy's global RNG). It has no
+    inputs and no gradient; being a primitive, a replayed step (jit.py) draws it afresh."""
+
+    saves = ()
+    differentiable = False
+
+    def forward(self, shape: Any = (), p: Any = 0.5, dtype: Any = None,
+                rng: Any = None) -> np.ndarray:
+        draw = np.random if rng is None else rng
+        return ((draw.random(shape) >= p) / (1.0 - p)).astype(dtype)
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        return ()
+
+
 @primitive("where", arity=3, nondiff=(0,))
 class Where(Op):
     saves = ()  # cond is saved as a boolean copy
@@ -456,6 +474,7 @@ from tinygrad_rnn.shape_ops import (
 )
 
 __all__ = [
-    "OPS", "OUTPUT", "AsType", "BroadcastTo", "Cat", "Embedding", "GetItem", "Max", "Mean", "Op", "Reshape", "ScatterAdd", "Split", "Stack", "Sum",
-    "Transpose", "Unbind", "axis_index", "is_int", "normalize_index", "primitive",
+    "OPS", "OUTPUT", "AsType", "BroadcastTo", "Cat", "DropoutMask", "Embedding", "GetItem", "Max",
+    "Mean", "Op", "Reshape", "ScatterAdd", "Split", "Stack", "Sum", "Transpose", "Unbind",
+    "axis_index", "is_int", "normalize_index", "primitive",
 ]

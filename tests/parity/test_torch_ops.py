@@ -86,11 +86,14 @@ TORCH = {
 }
 
 
+DRAWN = {name for name, op in OPS.items() if op.arity == 0}  # random: torch draws its own
+
+
 def test_every_primitive_has_a_torch_counterpart():
-    assert set(OPS) <= set(TORCH)
+    assert set(OPS) - DRAWN <= set(TORCH) and DRAWN == {"dropout_mask"}
 
 
-@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("name", sorted(set(OPS) - DRAWN))
 @given(data=st.data())
 def test_primitive_matches_torch(name, data):
     case = data.draw(op_case(name))
