@@ -411,10 +411,13 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
         op._shape, op._dtype = data.shape, data.dtype
     else:
         out.requires_grad, out._op = False, None
+    if _TRACE is not None:  # jit.py is recording a step
+        _TRACE.record(op, inputs, kwargs, out)
     return out
 
 
 _SEQUENCE = versions.SEQUENCE  # creation order: a global name, read once per recorded op
+_TRACE: Any = None  # while jit.py records a step: its recorder, told of every primitive call
 
 
 def _apply_routed(op_cls: type[Op], inputs: tuple[Tensor, ...], kwargs: dict[str, Any]) -> Any:
@@ -429,9 +432,12 @@ def _apply_routed(op_cls: type[Op], inputs: tuple[Tensor, ...], kwargs: dict[str
         if t._guard is not None and t._guard.copy is not None:
             versions.on_record(t)
     try:
-        return _wrap(op.forward(*[t._data for t in inputs], **kwargs))
+        out = _wrap(op.forward(*[t._data for t in inputs], **kwargs))
     except (ValueError, IndexError, TypeError) as err:
         raise _named(err, op_cls.name, inputs) from None
+    if _TRACE is not None:
+        _TRACE.record(op, inputs, kwargs, out)
+    return out
 
 
 def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
@@ -455,6 +461,8 @@ def apply_multi(op_cls: type[Op], x: Tensor, **kwargs: Any) -> list[Tensor]:
         out._data, out.grad, out.requires_grad, out._guard = piece, None, record, None
         out._op = Port(op, i, piece.shape, piece.dtype) if record else None
         outs.append(out)
+    if _TRACE is not None:
+        _TRACE.record(op, (x,), kwargs, outs)
     return outs
 
 
