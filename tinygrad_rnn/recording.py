@@ -76,6 +76,7 @@ class Recording:
         self.modules: list[tuple[Any, bool]] = []  # (module, its training flag) seen
         self.generators: list[Any] = []  # what dropout masks draw from (check=True rewinds)
         self.segments: list[tuple[list[tuple], Any]] = []  # compile(): programs and events
+        self._fast: dict[bool, tuple[Any, dict[int, Any]]] = {}  # replay_codegen's, by traced
 
     # ---- replay -----------------------------------------------------------------------------
     def run(self, arrays: list[np.ndarray], arg_tensors: list[Any],
@@ -83,6 +84,9 @@ class Recording:
         """Replay on the argument arrays (flattened as recorded); returns the values of fn's
         result (slots filled), after every backward has added into its leaves' `.grad`.
         `trace`, if given, receives each call's output (check=True compares them)."""
+        fast = self._fast.get(trace is not None)
+        if fast is not None:
+            return self._run_generated(fast, arrays, arg_tensors, trace)
         values: list[Any] = [None] * self.n_slots
         values[:self.n_args] = arrays
         for slot, t in self.leaves:
@@ -105,7 +109,33 @@ class Recording:
             for c in self.calls:  # nothing of this step outlives it, as in eager mode
                 if c.keep:
                     c.op.__dict__.clear()
+        if all(ev.compiled is not None for ev in self.events if isinstance(ev, _Backward)):
+            from tinygrad_rnn.replay_codegen import generate
+            self._fast[False] = generate(self, traced=False)
+            self._fast[True] = generate(self, traced=True)
         return values
+
+    def _run_generated(self, fast: tuple[Any, dict[int, Any]], arrays: list[np.ndarray],
+                       arg_tensors: list[Any], trace: list | None) -> Any:
+        replay, line_call = fast
+        try:
+            return replay(arrays, arg_tensors, trace)
+        except (ValueError, IndexError, TypeError) as err:
+            tb, call = err.__traceback__, None
+            while tb is not None:
+                if tb.tb_frame.f_code.co_filename == "<jit replay>":
+                    call = line_call.get(tb.tb_lineno)
+                tb = tb.tb_next
+            for c in self.calls:
+                c.op.__dict__.clear()
+            if call is None:
+                raise
+            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(err, k))
+            raise kind(f"{call.name}: {err} (replayed by jit, scope "
+                       f"{'/'.join(call.scope) or 'top'})") from None
+
+    def return_slots(self) -> list[int]:
+        return _slots_in(self.returns)
 
     def compile(self) -> None:
         """Split the calls at the events into straight-line programs of plain tuples."""
@@ -290,13 +320,18 @@ def _at(event: Any) -> int:
 
 def _bind(kwargs: dict, bound: list, values: list) -> dict:
     """kwargs with the recorded arrays replaced by this replay's (by slot)."""
+    return _bind_values(kwargs, bound, tuple(values[s] for _, _, s in bound))
+
+
+def _bind_values(kwargs: dict, bound: list, arrays: tuple) -> dict:
+    """kwargs with the recorded arrays replaced by `arrays` (one per entry of `bound`)."""
     kwargs = dict(kwargs)
-    for name, pos, slot in bound:
+    for (name, pos, _), arr in zip(bound, arrays):
         if pos is None:
-            kwargs[name] = values[slot]
+            kwargs[name] = arr
         else:
             items = list(kwargs[name])
-            items[pos] = values[slot]
+            items[pos] = arr
             kwargs[name] = tuple(items)
     return kwargs
 
