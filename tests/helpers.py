@@ -72,6 +72,12 @@ class _Recorder:
             return ("dtype", np.dtype(v).str)
         return v
 
+    def __getattr__(self, name: str) -> Any:
+        """The hook's other events (module, host, backward, unreplayable): not traced here."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: None
+
     def record(self, op: Any, inputs: Any, kwargs: dict, out: Any) -> None:
         j = len(self.calls)
         srcs = [self.tensor(t) for t in inputs]
