@@ -91,20 +91,13 @@ class Recording:
         values[:self.n_args] = arrays
         for slot, t in self.leaves:
             values[slot] = t._data
-        segments = self.segments
-        i = 0
         try:
-            for i, (program, event) in enumerate(segments):
+            for program, event in self.segments:
                 _forward(program, values, trace)
                 if event is not None:
                     self._event(event, values, arg_tensors)
-        except (ValueError, IndexError, TypeError) as err:
-            call = _failed_call(segments[i][0], values)
-            if call is None:
-                raise
-            shapes = ", ".join(str(np.shape(values[s])) for s in call.ins)
-            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(err, k))
-            raise kind(f"{call.name}: {err} (input shapes {shapes}; replayed by jit)") from None
+        except _CallFailed as failed:
+            raise _named(failed.err, failed.call) from None
         finally:
             for c in self.calls:  # nothing of this step outlives it, as in eager mode
                 if c.keep:
@@ -130,9 +123,7 @@ class Recording:
                 c.op.__dict__.clear()
             if call is None:
                 raise
-            kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(err, k))
-            raise kind(f"{call.name}: {err} (replayed by jit, scope "
-                       f"{'/'.join(call.scope) or 'top'})") from None
+            raise _named(err, call) from None
 
     def return_slots(self) -> list[int]:
         return _slots_in(self.returns)
@@ -201,38 +192,52 @@ class Recording:
         ev.compiled = compiled
 
 
+class _CallFailed(Exception):
+    def __init__(self, err: Exception, call: _Call):
+        super().__init__(str(err))
+        self.err, self.call = err, call
+
+
+def _named(err: Exception, call: _Call) -> Exception:
+    """`err` raised by a replayed primitive, of its own type where it can be rebuilt from a
+    message (ClassIndexError stays one), naming the op and its scope as an eager call does."""
+    message = f"{call.name}: {err} (replayed by jit, scope {'/'.join(call.scope) or 'top'})"
+    try:
+        return type(err)(message)
+    except TypeError:  # an exception type that takes other arguments
+        kind = next(k for k in (IndexError, TypeError, ValueError) if isinstance(err, k))
+        return kind(message)
+
+
 def _forward(program: list[tuple], values: list, trace: list | None) -> None:
-    """One straight-line run of primitive calls (the hot loop of a replay)."""
-    for forward, ins, kwargs, bound, outs, clear, drop, _ in program:
-        if bound:
-            kwargs = _bind(kwargs, bound, values)
-        n = len(ins)
-        if n == 1:
-            out = forward(values[ins[0]], **kwargs)
-        elif n == 2:
-            out = forward(values[ins[0]], values[ins[1]], **kwargs)
-        else:
-            out = forward(*[values[s] for s in ins], **kwargs)
-        if type(outs) is int:
-            values[outs] = out
-        else:
-            for s, piece in zip(outs, out):
-                values[s] = piece
-        if trace is not None:
-            trace.append(out)
-        if clear is not None:
-            clear()
-        for s in drop:
-            values[s] = None
-
-
-def _failed_call(program: list[tuple], values: list) -> Any:
-    """The first call of `program` whose output slot is still empty: the one that raised."""
-    for *_, outs, _clear, _drop, call in program:
-        first = outs if type(outs) is int else (outs[0] if outs else None)
-        if first is not None and values[first] is None:
-            return call
-    return None
+    """One straight-line run of primitive calls; an error comes out as _CallFailed."""
+    call = None
+    try:
+        for forward, ins, kwargs, bound, outs, clear, drop, call in program:
+            if bound:
+                kwargs = _bind(kwargs, bound, values)
+            n = len(ins)
+            if n == 1:
+                out = forward(values[ins[0]], **kwargs)
+            elif n == 2:
+                out = forward(values[ins[0]], values[ins[1]], **kwargs)
+            else:
+                out = forward(*[values[s] for s in ins], **kwargs)
+            if type(outs) is int:
+                values[outs] = out
+            else:
+                for s, piece in zip(outs, out):
+                    values[s] = piece
+            if trace is not None:
+                trace.append(out)
+            if clear is not None:
+                clear()
+            for s in drop:
+                values[s] = None
+    except (ValueError, IndexError, TypeError) as err:
+        if call is None:
+            raise
+        raise _CallFailed(err, call) from None
 
 
 SET, IADD, ADD, OUTER, OTHER = 0, 1, 2, 3, 4  # how a gradient was routed (see _route)
