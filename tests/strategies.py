@@ -205,6 +205,15 @@ def embedding(draw, op):
 
 
 @st.composite
+def class_pick(draw, op):
+    """Scores (N, C) and one target per row, repeats and ignored rows (-100) included."""
+    n, c = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    target = draw(hnp.arrays(np.int64, (n,), elements=st.sampled_from([*range(c), -100])))
+    return Case([leaf(draw(values((n, c), op.domain)))], {"target": target,
+                                                           "ignore_index": -100})
+
+
+@st.composite
 def join(draw, op):
     n = draw(st.integers(1, 3))
     axis = draw(st.integers(0, 1))
@@ -274,7 +283,7 @@ CASES = {
     "abs": lambda op: unary(op, away_from=(0.0,)), "relu": lambda op: unary(op, away_from=(0.0,)),
     "clip": clip, "sum": reduction, "mean": reduction, "max": lambda op: reduction(op, unique=True),
     "reshape": reshape, "transpose": transpose, "getitem": getitem, "split": split, "unbind": unbind,
-    "embedding": embedding,
+    "embedding": embedding, "class_pick": class_pick,
     "cat": join, "stack": join,
     "broadcast_to": broadcast_to, "scatter_add": scatter_add, "astype": astype,
     "compare": compare,

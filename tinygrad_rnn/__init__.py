@@ -10,6 +10,7 @@ from tinygrad_rnn.grad_check import (
     gradcheck_report,
 )
 from tinygrad_rnn.gradgrad_check import gradgradcheck, gradgradcheck_module
+from tinygrad_rnn.jit import ReplayFallbackWarning, ReplayMismatchError, jit
 from tinygrad_rnn.serialization import load, save
 from tinygrad_rnn.tensor import (
     Tensor,
@@ -38,3 +39,4 @@ __all__ += ["data", "train"]
 __all__ += ["autograd", "grad"]
 __all__ += ["gradgradcheck", "gradgradcheck_module"]
 __all__ += ["enable_grad", "set_grad_enabled"]
+__all__ += ["ReplayFallbackWarning", "ReplayMismatchError", "jit"]

@@ -2,6 +2,12 @@
 
 Nothing here has a backward of its own; gradients come from the primitives.
 Class dimension last: logits (..., C), targets (...).
+
+Traceable (jit.py): every array that a result depends on is an argument's own array (wrapped,
+not copied) or the output of a primitive, and no Python branch looks at values, so a recorded
+step replays these composites on new data. Checks that only raise run here for eager calls;
+those whose skipping at replay would give a wrong answer (class targets, embedding indices)
+are also made inside a primitive's forward.
 """
 
 from __future__ import annotations
@@ -11,17 +17,19 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops
-from tinygrad_rnn.tensor import Tensor, apply, where
-from tinygrad_rnn.validate import as_array, check_bool, check_int
+from tinygrad_rnn.shape_ops import ClassIndexError, check_class_targets  # noqa: F401 (public)
+from tinygrad_rnn.tensor import Tensor, _wrap, apply, where
+from tinygrad_rnn.validate import as_array, check_bool, check_int, own_copy
 
 
-def _shift(x: Any, axis: Any, name: str) -> tuple[Tensor, np.ndarray]:
-    """x as a floating Tensor and its max along `axis` (0 along an empty axis), a constant."""
+def _shift(x: Any, axis: Any, name: str) -> tuple[Tensor, Tensor]:
+    """x as a floating Tensor and its max along `axis` (0 for an empty x), a constant:
+    the max primitive on x's array without a gradient, so a replay recomputes it."""
     x = _input(x, name)
     axis = _axis(axis, x.ndim, name)
-    if x.shape[axis] == 0:
-        return x, np.zeros((), x.dtype)
-    return x, x._data.max(axis=axis, keepdims=True)
+    if x.size == 0:  # nothing to take a max of (the max primitive refuses an empty tensor)
+        return x, Tensor(np.zeros((), x.dtype))
+    return x, apply(ops.Max, _wrap(x._data), axis=axis, keepdims=True)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -63,9 +71,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
         return x
     if p == 1.0:
         return x * np.zeros(x.shape, x.dtype)
-    draw = np.random if rng is None else rng  # reproducible by np.random.seed, as layer init
-    keep = draw.random(x.shape) >= p
-    return x * (keep / (1.0 - p)).astype(x.dtype)  # the mask is a constant: no gradient
+    # numpy's global generator when rng is None (np.random.seed), as layer init; the mask is
+    # a primitive's output without a gradient, drawn afresh when a recorded step replays
+    return x * apply(ops.DropoutMask, shape=x.shape, p=p, dtype=x.dtype, rng=rng)
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -78,13 +86,12 @@ class RangeError(ValueError, RuntimeError):
     and a RuntimeError as torch raises there."""
 
 
-class ClassIndexError(IndexError, ValueError):
-    """A class-index target out of range: an IndexError as torch, also a ValueError."""
-
-
 def _input(x: Any, name: str) -> Tensor:
+    """x as a floating Tensor: a Tensor as given, an ndarray copied by a primitive (so a
+    recorded step binds the caller's array), anything else through Tensor()."""
     arr = as_array(name, "input", x)
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    if not isinstance(x, Tensor):
+        x = own_copy(arr) if arr is x and arr.dtype.kind == "f" else Tensor(x)
     if x.dtype.kind != "f":
         raise TypeError(f"{name}: input must be a floating tensor, got {arr.dtype} of shape "
                         f"{arr.shape}")
@@ -141,7 +148,7 @@ def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
     """A float target of x's shape; arrays are cast to x's dtype, float Tensors kept (grad)."""
     arr = as_array(name, "target", target)
     if not (isinstance(target, Tensor) and target.dtype.kind == "f"):
-        target = Tensor(arr.astype(x.dtype))
+        target = _cast(arr, x.dtype)
     if target.shape != x.shape:
         raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
                          f"{x.shape}")
@@ -151,7 +158,7 @@ def _float_target(target: Any, x: Tensor, name: str) -> Tensor:
 def _const(w: Any, x: Tensor, name: str, what: str, shape: tuple[int, ...]) -> Tensor:
     """A weight that must broadcast to `shape`; arrays become constants in x's dtype."""
     arr = as_array(name, what, w)
-    w = w if isinstance(w, Tensor) else Tensor(arr.astype(x.dtype))
+    w = w if isinstance(w, Tensor) else _cast(arr, x.dtype)
     try:
         ok = np.broadcast_shapes(w.shape, shape) == shape
     except ValueError:
@@ -162,14 +169,25 @@ def _const(w: Any, x: Tensor, name: str, what: str, shape: tuple[int, ...]) -> T
     return w
 
 
+def _cast(arr: np.ndarray, dtype: np.dtype) -> Tensor:
+    """A copy of `arr` (a caller's array, or a Tensor's) in floating `dtype`, made by the astype
+    primitive on the array itself, so a recorded step binds it rather than its first values."""
+    return apply(ops.AsType, _wrap(arr), dtype=dtype)
+
+
+def _nograd(t: Tensor) -> Tensor:
+    """t's array as a leaf without a gradient (a constant computed by primitives from it)."""
+    return _wrap(t._data)
+
+
 def _softplus(z: Tensor) -> Tensor:
     """log(1 + exp(z)) without overflow, and with the exact gradient sigmoid(z) also at z = 0.
 
     Each branch of the `where` only sees arguments where it is the chosen one, so the
     discarded branch never holds inf (whose zero gradient would become NaN).
     """
-    pos = z._data >= 0
     zero = np.zeros((), z.dtype)
+    pos = apply(ops.Compare, _nograd(z), Tensor(zero), op="greater_equal")
     zp, zn = where(pos, z, zero), where(pos, zero, z)
     return where(pos, zp + ((-zp).exp() + 1.0).log(), (zn.exp() + 1.0).log())
 
@@ -178,13 +196,13 @@ def _clamped_log(p: Tensor) -> Tensor:
     """log(p) clamped at -100 with torch's BCE gradient: below p = 1e-12 the slope is 1e12.
 
     torch's backward divides by max(p (1 - p), 1e-12); here p < 1e-12 takes a linear piece
-    with that slope whose value is the clamped log, so log(0) and 1/0 never happen.
+    with that slope whose value is the clamped log, so log(0) and 1/0 never happen. Both
+    pieces are always computed (no branch on values): where p >= 1e-12 the result is log(p).
     """
-    small = p._data < 1e-12
-    if not small.any():
-        return p.log()
-    clamped = np.log(np.maximum(p._data.astype(np.float64), np.exp(-100.0)))
-    offset = (clamped - p._data * 1e12).astype(p.dtype)
+    q = _nograd(p)  # the offset is a constant: computed by primitives, without a gradient
+    small = apply(ops.Compare, q, Tensor(np.asarray(1e-12, p.dtype)), op="less")
+    clamped = apply(ops.AsType, q, dtype=np.float64).clip(np.exp(-100.0), None).log()
+    offset = apply(ops.AsType, clamped - q * 1e12, dtype=p.dtype)
     return where(small, p * 1e12 + offset, where(small, np.ones((), p.dtype), p).log())
 
 
@@ -255,17 +273,17 @@ def _class_targets(target: Any, x: Tensor, ignore_index: int, name: str) -> np.n
     if t.dtype.kind not in "iu":
         raise ValueError(f"{name}: class-index targets must be integers, got {t.dtype} of shape "
                          f"{t.shape} (input shape {x.shape})")
-    bad = (t != ignore_index) & ((t < 0) | (t >= x.shape[-1]))
-    if bad.any():
-        raise ClassIndexError(f"{name}: target {t[bad].flat[0]} is out of range for "
-                              f"{x.shape[-1]} classes (input shape {x.shape}, "
-                              f"ignore_index={ignore_index})")
+    check_class_targets(t, x.shape[-1], ignore_index, name, x.shape)  # class_pick: again
     return t
 
 
 def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: str,
          smoothing: float, name: str) -> Tensor:
-    """Shared body of nll_loss and cross_entropy on log-probabilities logp (..., C)."""
+    """Shared body of nll_loss and cross_entropy on log-probabilities logp (..., C).
+
+    Branch-free in the targets' values: the picked scores come from class_pick (which checks
+    the targets at every call), the masks from compare, and a zero denominator (every target
+    ignored or weighted 0) gives NaN with a zero gradient through where, not an `if`."""
     _check_reduction(reduction, name)
     ignore_index = check_int(name, "ignore_index", ignore_index)
     if logp.ndim == 0:
@@ -285,11 +303,16 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
             return loss.sum() / loss.size
         return _reduce(loss, reduction)
     t = _class_targets(target, logp, ignore_index, name)
-    valid = t != ignore_index
     flat = logp.reshape(-1, n_cls)
-    picked = flat[np.arange(flat.shape[0]), np.where(valid, t, 0).reshape(-1)]
-    mask = Tensor(valid.reshape(-1).astype(logp.dtype))
-    w_sel = mask if w is None else w[np.where(valid, t, 0).reshape(-1)] * mask
+    t_flat = _wrap(t).reshape(-1)  # the caller's array itself (a view of it): bound by a trace
+    picked = apply(ops.ClassPick, flat, target=t_flat._data, ignore_index=ignore_index,
+                   who=name, shape=logp.shape)
+    valid = apply(ops.Compare, t_flat, Tensor(np.asarray(ignore_index)), op="not_equal")
+    mask = apply(ops.AsType, valid, dtype=logp.dtype)
+    if w is None:
+        w_sel = mask
+    else:  # the ignored targets pick class 0's weight, masked out
+        w_sel = w[where(valid, t_flat, np.zeros((), t.dtype))] * mask
     loss = -(picked * w_sel)
     if smoothing:  # torch: (1 - eps) * nll + eps / C * sum_c w_c * (-logp_c)
         every = flat if w is None else flat * w
@@ -298,9 +321,10 @@ def _nll(logp: Tensor, target: Any, weight: Any, ignore_index: int, reduction: s
     if reduction != "mean":
         return _reduce(loss, reduction)
     denom = w_sel.sum()
-    if denom._data == 0:  # every target ignored (or weighted 0): NaN as torch, zero gradient
-        return loss.sum() * 0.0 + np.nan
-    return loss.sum() / denom
+    # every target ignored (or weighted 0): NaN as torch, and a zero gradient (never 0/0)
+    empty = apply(ops.Compare, _nograd(denom), Tensor(np.zeros((), denom.dtype)), op="equal")
+    mean = loss.sum() / where(empty, np.ones((), denom.dtype), denom)
+    return where(empty, np.asarray(np.nan, mean.dtype), mean)
 
 
 def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
@@ -352,11 +376,6 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
                          f"shape {weight.shape}")
     n = weight.shape[0]
     padding_idx = check_padding_idx("embedding", padding_idx, n)
-    if idx.dtype.kind not in "iu":
-        raise IndexError(f"embedding: indices must be integers, got {idx.dtype} of shape "
-                         f"{idx.shape}")
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
-        bad = idx.min() if idx.min() < 0 else idx.max()
-        raise IndexError(f"embedding: index {bad} is out of range for a table of {n} rows "
-                         f"(indices shape {idx.shape}, weight shape {weight.shape})")
+    # the op checks the indices (integers, in range) at every call, a replayed one too, and
+    # takes the caller's array itself (a trace binds it): "embedding: index 7 is out of ..."
     return apply(ops.Embedding, weight, indices=idx, padding_idx=padding_idx)

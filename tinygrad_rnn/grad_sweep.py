@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import bridge, engine, ops, versions
+from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn.gradients import IndexGrad, OuterGrad, Port
 from tinygrad_rnn.settings import _GRAD_ENABLED, _SCOPE
 
@@ -25,6 +26,9 @@ def sweep(roots: list[Any], seeds: list[Any], targets: list[Any], retain_graph: 
     """Gradients of sum(root * seed) with respect to each target node (a leaf Tensor, an Op
     or a Port), None where none arrives. Seeds and results are arrays, or Tensors when
     `create_graph`. Nodes created before `stop_below` are ends: nothing flows through them."""
+    if _tensor._TRACE is not None:
+        _tensor._TRACE.unreplayable("autograd.grad, create_graph or checkpoint (a backward "
+                                   "recorded or swept outside Tensor.backward)")
     order = engine.toposort_many(roots, stop_below)
     wanted = {t.node if type(t) is Port else t for t in targets}
     useful = _reaching(order, wanted)

@@ -457,6 +457,7 @@ from tinygrad_rnn.shape_ops import (
     AsType,
     BroadcastTo,
     Cat,
+    ClassPick,
     Embedding,
     GetItem,
     Max,
@@ -474,7 +475,7 @@ from tinygrad_rnn.shape_ops import (
 )
 
 __all__ = [
-    "OPS", "OUTPUT", "AsType", "BroadcastTo", "Cat", "DropoutMask", "Embedding", "GetItem", "Max",
+    "OPS", "OUTPUT", "AsType", "BroadcastTo", "Cat", "ClassPick", "DropoutMask", "Embedding", "GetItem", "Max",
     "Mean", "Op", "Reshape", "ScatterAdd", "Split", "Stack", "Sum", "Transpose", "Unbind",
     "axis_index", "is_int", "normalize_index", "primitive",
 ]

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn import versions
 from tinygrad_rnn.nn.module import Module, Parameter
 from tinygrad_rnn.tensor import Tensor
@@ -289,6 +290,8 @@ class Optimizer:
         return hook
 
     def zero_grad(self) -> None:
+        if _tensor._TRACE is not None:  # inside a recorded step: each replay does it again
+            _tensor._TRACE.host(self.zero_grad)
         for p in self.params:
             p.grad = None
 

@@ -1,6 +1,6 @@
 """Reductions, shape and indexing primitives (sum, mean, max, reshape, transpose, getitem,
-split, unbind, embedding, cat, stack), registered in ops.OPS beside the elementwise ones; ops.py
-re-exports them, so `ops.GetItem` and the registry see one set of primitives.
+split, unbind, embedding, class_pick, cat, stack), registered in ops.OPS beside the elementwise
+ones; ops.py re-exports them, so `ops.GetItem` and the registry see one set of primitives.
 """
 
 from __future__ import annotations
@@ -272,17 +272,22 @@ class Unbind(Op):
 
 @primitive("embedding", arity=1)
 class Embedding(Op):
-    """Rows of a (num_embeddings, dim) table; the padding row gets no gradient."""
+    """Rows of a (num_embeddings, dim) table; the padding row gets no gradient. The indices
+    are checked here (integers, in range), so a replayed step (jit.py) checks them too."""
 
     saves = ()
 
     def forward(self, weight: np.ndarray, indices: np.ndarray, padding_idx: Any = None) -> np.ndarray:
         n = weight.shape[0]
         if indices.dtype.kind not in "iu":
-            raise IndexError(f"indices must be integers, got {indices.dtype}")
-        if indices.size and (indices.min() < 0 or indices.max() >= n):
-            bad = indices.max() if indices.max() >= n else indices.min()
-            raise IndexError(f"index {bad} is out of range for a table of {n} rows")
+            raise IndexError(f"indices must be integers, got {indices.dtype} of shape "
+                             f"{indices.shape}")
+        if indices.size:
+            low, high = indices.min(), indices.max()
+            if low < 0 or high >= n:
+                raise IndexError(f"index {low if low < 0 else high} is out of range for a table "
+                                 f"of {n} rows (indices shape {indices.shape}, weight shape "
+                                 f"{weight.shape})")
         if padding_idx is not None and padding_idx < 0:
             padding_idx += n  # torch's convention for a negative padding_idx
         self.indices, self.padding_idx = indices, padding_idx
@@ -292,6 +297,48 @@ class Embedding(Op):
         if self.padding_idx is not None:
             g = bridge.where((self.indices == self.padding_idx)[..., None], np.zeros((), g.dtype), g)
         return (IndexGrad(self.indices, g, basic=False),)
+
+
+class ClassIndexError(IndexError, ValueError):
+    """A class-index target out of range: an IndexError as torch, also a ValueError."""
+
+
+def check_class_targets(target: np.ndarray, classes: int, ignore_index: int, who: str,
+                        shape: tuple[int, ...]) -> None:
+    """Raise ClassIndexError, naming `who` and the input `shape`, for a target outside
+    [0, classes) that is not ignore_index."""
+    bad = (target != ignore_index) & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise ClassIndexError(f"{who}: target {target[bad].flat[0]} is out of range for "
+                              f"{classes} classes (input shape {shape}, "
+                              f"ignore_index={ignore_index})")
+
+
+@primitive("class_pick", nondiff=())
+class ClassPick(Op):
+    """x[i, target[i]] for each row of x (N, C): each row's score of its target class (N,), as
+    torch's x.gather(1, target[:, None])[:, 0]. A target equal to ignore_index picks class 0
+    (the caller masks it out). The targets are checked here, so a replayed step (jit.py)
+    checks them too: one outside [0, C) is a ClassIndexError naming `who` (the loss) and the
+    input `shape` (the loss's input), as the loss raises it. Gradient: g at the picked entries.
+    """
+
+    saves = ()
+
+    def forward(self, x: np.ndarray, target: np.ndarray, ignore_index: Any = -100,
+                who: Any = "class_pick", shape: Any = None) -> np.ndarray:
+        if x.ndim != 2 or target.shape != x.shape[:1]:
+            raise ValueError(f"x must be (N, C) and target (N,), got {x.shape} and "
+                             f"{target.shape}")
+        if target.dtype.kind not in "iu":
+            raise TypeError(f"target must hold integers, got {target.dtype}")
+        check_class_targets(target, x.shape[1], ignore_index, who,
+                            x.shape if shape is None else tuple(shape))
+        self.index = (np.arange(x.shape[0]), np.where(target != ignore_index, target, 0))
+        return x[self.index]
+
+    def backward(self, g: np.ndarray) -> tuple[Any, ...]:
+        return (IndexGrad(self.index, g, basic=False),)
 
 
 @primitive("cat", arity=-1)

@@ -128,6 +128,8 @@ class Tensor:
         self._data = arr
         versions.written(self)
         versions.expose(self)  # the caller may keep a reference to this array: watch it
+        if _TRACE is not None:
+            _TRACE.unreplayable(_REPLACED)
 
     def _assign(self, array: np.ndarray) -> None:
         """Take `array`, which nobody else holds, as the values (the library's own writes:
@@ -135,6 +137,8 @@ class Tensor:
         stale values, so a backward through them raises."""
         self._data = array
         versions.written(self)
+        if _TRACE is not None:
+            _TRACE.unreplayable(_REPLACED)
 
     # ---- plain attributes -------------------------------------------------------------
     shape = property(lambda self: self._data.shape)
@@ -172,6 +176,11 @@ class Tensor:
         if self._data.size != 1:
             raise ValueError(f"bool: the truth value of a tensor with {self._data.size} "
                              f"elements is ambiguous (use .any() or .all() on .numpy())")
+        if _TRACE is not None:
+            import warnings
+            warnings.warn("jit: bool() of a tensor while a step is recorded: a Python branch on "
+                          "a value is frozen in the recording (jit(fn, check=True) compares "
+                          "each replay with an eager step)", stacklevel=2)
         return bool(self._data.item())
 
     def detach(self) -> Tensor:
@@ -184,6 +193,8 @@ class Tensor:
         """Keep `.grad` on this non-leaf tensor after backward (e.g. dLoss/dh_t)."""
         if self._op is not None:
             self._op._retained = weakref.ref(self)
+        if _TRACE is not None:
+            _TRACE.unreplayable("retain_grad() inside the step")
         return self
 
     # ---- backward -----------------------------------------------------------------------
@@ -211,6 +222,8 @@ class Tensor:
             if seed.shape != self.shape:
                 raise ValueError(f"backward: grad of shape {seed.shape} for a tensor of shape "
                                  f"{self.shape}")
+        if _TRACE is not None:  # jit.py records this backward's plan before it runs
+            _TRACE.backward(self, seed, retain_graph)
         run_backward(self, seed, retain_graph)
 
     # ---- operators ----------------------------------------------------------------------
@@ -283,6 +296,8 @@ class Tensor:
             raise TypeError(f"{op_cls.name}: a {result.dtype} result cannot be written into a "
                             f"{self.dtype} tensor in place") from None
         versions.written(self)
+        if _TRACE is not None:
+            _TRACE.unreplayable(f"an in-place {op_cls.name} (+=, -=, *=, /=) outside the graph")
         return self
 
     def __iadd__(self, o: Any) -> Tensor:  # noqa: PYI034 (a new node while recording)
@@ -418,6 +433,8 @@ def apply(op_cls: type[Op], *inputs: Tensor, **kwargs: Any) -> Tensor:
 
 _SEQUENCE = versions.SEQUENCE  # creation order: a global name, read once per recorded op
 _TRACE: Any = None  # while jit.py records a step: its recorder, told of every primitive call
+_REPLACED = ("a tensor's values were replaced inside the step (an optimizer's step(), .data = "
+             "or load_state_dict): keep the optimizer step outside the jitted function")
 
 
 def _apply_routed(op_cls: type[Op], inputs: tuple[Tensor, ...], kwargs: dict[str, Any]) -> Any:

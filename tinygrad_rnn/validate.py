@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn import ops
+from tinygrad_rnn.tensor import Tensor, _wrap, apply
 
 
 def _kind(value: Any) -> str:
@@ -98,7 +99,16 @@ def float_input(who: str, name: str, value: Any) -> Tensor:
                                       and arr.dtype.kind in "iu"):
         raise TypeError(f"{who}: {name} must be a floating tensor, got dtype {arr.dtype} (cast "
                         f"it, or map integer indices through an Embedding first)")
-    return value if isinstance(value, Tensor) else Tensor(value)
+    if isinstance(value, Tensor):
+        return value
+    return own_copy(arr) if arr is value and arr.dtype.kind == "f" else Tensor(value)
+
+
+def own_copy(arr: np.ndarray) -> Tensor:
+    """A copy of a caller's floating array, as Tensor(arr) makes, but made by a primitive
+    (astype to its own dtype): a recorded step (jit.py) binds the caller's array itself and
+    copies the new one at each replay, and the caller's later writes never reach a gradient."""
+    return apply(ops.AsType, _wrap(arr), dtype=arr.dtype)
 
 
 def check_rng(who: str, rng: Any) -> Any:

@@ -54,6 +54,12 @@ def _embedding(w, indices, padding_idx=None):
     return torch.nn.functional.embedding(torch.as_tensor(indices), w, padding_idx=padding_idx)
 
 
+def _class_pick(x, target, ignore_index=-100):
+    """torch's gather of each row's target class; an ignored row picks class 0."""
+    t = torch.as_tensor(target)
+    return x.gather(1, torch.where(t != ignore_index, t, 0)[:, None])[:, 0]
+
+
 def _scatter_add(v, index, shape):
     """Zeros with v added at index: torch's own gradient of x[index], differentiable in v."""
     x = torch.zeros(shape, dtype=v.dtype, requires_grad=True)
@@ -74,7 +80,7 @@ TORCH = {
     "getitem": lambda x, index: x[_torch_index(index, x.shape)],
     "split": lambda x, sizes, axis=0: torch.split(x, sizes, dim=axis),
     "unbind": lambda x, axis=0: torch.unbind(x, dim=axis),
-    "embedding": _embedding,
+    "embedding": _embedding, "class_pick": _class_pick,
     "cat": lambda *xs, axis=0: torch.cat(xs, dim=axis),
     "stack": lambda *xs, axis=0: torch.stack(xs, dim=axis),
     "broadcast_to": lambda x, shape: torch.broadcast_to(x, shape),

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import functional as F
+from tinygrad_rnn import ops
 from tinygrad_rnn.nn.module import Module, Parameter
-from tinygrad_rnn.tensor import Tensor, get_default_dtype
+from tinygrad_rnn.tensor import Tensor, _wrap, apply, get_default_dtype
 from tinygrad_rnn.validate import (
     as_array,
     check_bool,
@@ -140,7 +141,8 @@ class Embedding(Module):
         if idx.dtype.kind not in "iu":
             raise IndexError(f"Embedding.compute_mask: indices must be integers, got "
                              f"{idx.dtype} of shape {idx.shape}")
-        return Tensor(idx != 0)
+        # the compare primitive on the caller's array itself: a recorded step (jit.py) binds it
+        return apply(ops.Compare, _wrap(idx), Tensor(np.zeros((), idx.dtype)), op="not_equal")
 
     def extra_repr(self) -> str:
         pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"

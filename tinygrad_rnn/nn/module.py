@@ -7,6 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn.tensor import Tensor
 from tinygrad_rnn.validate import check_bool
 
@@ -108,6 +109,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _tensor._TRACE is not None:  # jit.py is recording: keys on training flags
+            _tensor._TRACE.module(self)
         return self.forward(*args, **kwargs)
 
     # ---- traversal --------------------------------------------------------------------------
@@ -190,6 +193,8 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
+        if _tensor._TRACE is not None:  # inside a recorded step: each replay does it again
+            _tensor._TRACE.host(self.zero_grad)
         for p in self.parameters():
             p.grad = None
 
