@@ -14,7 +14,7 @@ import pytest
 import tinygrad_rnn.tensor as tensor_mod
 from tinygrad_rnn import Tensor, nn
 from tinygrad_rnn.nn.sequence_ops import LengthsMask
-from tinygrad_rnn.nn.utils.rnn import pack_padded_sequence
+from tinygrad_rnn.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from tinygrad_rnn.tensor import _wrap, apply
 
 B, T, I, H = 4, 6, 3, 5
@@ -58,6 +58,18 @@ class _Recorder:
         if isinstance(v, (np.dtype, type)):
             return ("dtype", str(np.dtype(v)))
         return v
+
+    def module(self, mod) -> None:  # the rest of jit.py's recorder interface: not traced here
+        pass
+
+    def host(self, fn) -> None:
+        pass
+
+    def backward(self, *args) -> None:
+        pass
+
+    def unreplayable(self, reason: str) -> None:
+        pass
 
     def record(self, op, inputs, kwargs, out) -> None:
         j = len(self.calls)
@@ -247,3 +259,86 @@ def test_bad_lengths_name_the_layer_and_change_no_kept_state():
     with pytest.raises(ValueError, match=r"Recurrent: lengths must be in \[1, T=6\], got \[7\]"):
         layer(_x(2), lengths=np.array([6, 7, 1, 2]))
     assert all(np.array_equal(k, s.data) for k, s in zip(kept, layer.states))
+
+
+# ---- replays (jit.py): equal to eager steps over changing data -------------------------------
+
+def _replays_equal_eager(make, call, batches) -> None:
+    """A jitted step (forward and backward) of one copy of a module against eager steps of
+    another, over `batches` of arguments: same losses, same gradients, every step."""
+    import copy
+    import warnings
+
+    from tinygrad_rnn import jit
+    eager_model = make()
+    jit_model = copy.deepcopy(eager_model)  # same weights, generators in the same state
+
+    def step(model, *args):
+        model.zero_grad()
+        out = call(model, *args)
+        loss = (out * out).sum()
+        loss.backward()
+        return loss
+
+    jitted = jit(lambda *args: step(jit_model, *args))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to eager would hide a missing replay
+        for args in batches:
+            want, got = step(eager_model, *args), jitted(*args)
+            np.testing.assert_allclose(got.data, want.data, rtol=1e-6)
+            for (name, p), q in zip(eager_model.named_parameters(), jit_model.parameters()):
+                np.testing.assert_allclose(q.grad, p.grad, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert jitted.recordings == 1
+
+
+def _lengths(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(1, T + 1, B)
+
+
+def _mask(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).random((B, T)) < 0.7
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_a_jitted_stack_step_with_lengths_and_dropout_replays_as_eager(kind):
+    batches = [(_x(s), FULL if s == 0 else _lengths(s)) for s in range(4)]
+    _replays_equal_eager(lambda: _stack(kind), lambda m, x, n: m(x, lengths=n)[0], batches)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_a_jitted_stack_step_with_a_keras_mask_replays_as_eager(kind):
+    batches = [(_x(s), ALL if s == 0 else _mask(s)) for s in range(4)]
+    _replays_equal_eager(lambda: _stack(kind, batch_first=False),
+                         lambda m, x, k: m(x.transpose(1, 0, 2), mask=k)[0], batches)
+
+
+def test_a_jitted_packed_step_replays_as_eager_for_other_orders():
+    orders = [[6, 2, 4, 5], [4, 5, 6, 2], [2, 6, 5, 4]]  # one batch_sizes: one recording
+    packed = [pack_padded_sequence(_x(s), n, batch_first=True, enforce_sorted=False)
+              for s, n in enumerate(orders)]
+    sizes = packed[0].batch_sizes
+    # the fields as arguments, the one batch_sizes closed over: jit keys a PackedSequence
+    # argument by np.asarray(batch_sizes), an array of fresh 0-d Tensors that never compares
+    # equal, so today it records at every call (reported to the lead)
+    batches = [(p.data, p.sorted_indices, p.unsorted_indices) for p in packed]
+    _replays_equal_eager(lambda: _stack("LSTM"), lambda m, d, s, u: m(
+        PackedSequence._make((d, sizes, s, u)))[0].data, batches)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTMCell, nn.GRUCell])
+def test_a_jitted_bidirectional_recurrent_with_dropout_replays_as_eager(cell):
+    def make():
+        inner = cell(I, H, dropout=0.25, recurrent_dropout=0.4, rng=np.random.default_rng(3))
+        return nn.Bidirectional(nn.Recurrent(inner, return_sequences=True)).train()
+
+    batches = [(_x(s), ALL if s == 0 else _mask(s)) for s in range(4)]
+    _replays_equal_eager(make, lambda m, x, k: m(x, mask=k), batches)
+
+
+def test_a_replay_refuses_bad_lengths_as_the_eager_call_does():
+    from tinygrad_rnn import jit
+    layer = _stack("GRU").eval()
+    jitted = jit(lambda x, n: layer(x, lengths=n)[0].sum())
+    jitted(_x(1), PADDED)  # records
+    with pytest.raises(ValueError, match=r"GRU: lengths must be in \[1, T=6\], got \[0\]"):
+        jitted(_x(2), np.array([6, 0, 3, 2]))
