@@ -168,7 +168,9 @@ def _flatten(obj: Any, arrays: list, tensors: list, held: list) -> Any:
         tensors.append(None)
         return ("A", obj.shape, obj.dtype.str)
     if isinstance(obj, PackedSequence):  # its batch sizes are its structure: keyed by value
-        return ("P", tuple(np.asarray(obj.batch_sizes).tolist()),
+        sizes = obj.batch_sizes
+        sizes = sizes._data if isinstance(sizes, _tensor.Tensor) else np.asarray(sizes)
+        return ("P", tuple(sizes.tolist()),
                 tuple(_flatten(x, arrays, tensors, held) for x in obj))
     if isinstance(obj, (tuple, list)):
         return (type(obj).__name__, tuple(_flatten(x, arrays, tensors, held) for x in obj))
