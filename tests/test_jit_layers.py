@@ -177,6 +177,21 @@ def test_stack_with_masks_replays_equal_eager(kind, kw):
     train_twins(StackModel(kind, **kw), ce_step, batches)
 
 
+def test_lengths_as_a_python_list_are_keyed_by_value():
+    np.random.seed(0)
+    model = StackModel("GRU", batch_first=True)
+    twin = copy.deepcopy(model)
+    jitted = tg.jit(ce_step)
+    rng = np.random.default_rng(3)
+    for count, lens in [(1, [6, 3, 2]), (1, [6, 3, 2]), (2, [5, 5, 1]), (2, [6, 3, 2]),
+                        (2, [5, 5, 1])]:
+        x = rng.standard_normal((3, 6, 3)).astype(np.float32)
+        y = rng.integers(0, 4, 18)
+        assert_same_result(jitted(model, x, y, lens), ce_step(twin, x, y, lens))
+        assert_same_grads(model, twin)
+        assert jitted.recordings == count
+
+
 # ---- Recurrent over every cell, and a user-written one -----------------------------------
 
 class MGU(nn.Cell):
