@@ -419,6 +419,7 @@ def test_checkpoint_falls_back():
 
 @pytest.mark.xfail(strict=True, reason="BUG: the fallback warning for checkpoint says 'backward() "
                    "through ops recorded outside the step' (the ops are inside), not checkpoint")
+@pytest.mark.filterwarnings("ignore::tinygrad_rnn.jit.ReplayFallbackWarning")  # today's words
 def test_checkpoint_fallback_warning_names_checkpoint():
     np.random.seed(0)
     fallback_twins(MLP(), checkpointed_step, XY, "checkpoint")
