@@ -497,7 +497,8 @@ def train(args: argparse.Namespace) -> tuple[CharLM, Vocab, dict]:
                                     ) from None
             ema, ema_weight = 0.98 * ema + bits, 0.98 * ema_weight + 1.0
             running = ema / ema_weight
-            bar.set_postfix(bits=f"{running:.3f}", grad_norm=f"{clip.last_norm:.2f}")
+            bar.set_postfix(bits=f"{running:.3f}", grad_norm=f"{clip.last_norm:.2f}",
+                            refresh=False)  # drawn at the bar's own pace, not every step
             timed_out = args.time_limit and time.perf_counter() - start > args.time_limit
             if step % args.eval_every == 0 or step == args.steps or timed_out:
                 val = evaluate(model, val_ids, args.seq_len)
