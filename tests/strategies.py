@@ -266,8 +266,17 @@ def dropout_mask(draw, op):
                      "dtype": np.float64, "rng": np.random.default_rng(draw(st.integers(0, 9)))})
 
 
+@st.composite
+def lengths_mask(draw, op):
+    """Integer lengths (B,) in [1, steps] (B may be 0), in int64 or int32: no gradient."""
+    steps = draw(st.integers(1, 5))
+    lengths = draw(st.lists(st.integers(1, steps), max_size=4))
+    dtype = draw(st.sampled_from([np.int64, np.int32]))
+    return Case([Tensor(np.array(lengths, dtype))], {"steps": steps, "who": "LSTM"})
+
+
 CASES = {
-    "dropout_mask": dropout_mask,
+    "dropout_mask": dropout_mask, "lengths_mask": lengths_mask,
     "add": binary, "sub": binary, "mul": binary, "div": binary, "pow": binary,
     "matmul": matmul, "addmm": addmm, "addcmul": ternary, "where": where,
     "neg": unary, "exp": unary, "log": unary, "sqrt": unary, "tanh": unary, "sigmoid": unary,

@@ -24,16 +24,20 @@ def test_primitive_gradient(name, data):
 def test_a_constant_primitive_gives_a_mask_without_gradient(name, data):
     """A comparison: a boolean array, never recorded, even when its inputs require grad."""
     case = data.draw(op_case(name))
-    assert all(t.requires_grad for t in case.tensors)
     out = apply(OPS[name], *case.tensors, **case.kwargs)
     assert out.dtype == np.bool_ and not out.requires_grad and out.is_leaf
-    expected = getattr(np, case.kwargs["op"])(*(t.data for t in case.tensors))
+    if name == "lengths_mask":  # integer lengths (no gradient to ask for) -> (B, T) mask
+        lengths = case.tensors[0].data
+        expected = np.arange(case.kwargs["steps"])[None, :] < lengths[:, None]
+    else:
+        assert all(t.requires_grad for t in case.tensors)
+        expected = getattr(np, case.kwargs["op"])(*(t.data for t in case.tensors))
     np.testing.assert_array_equal(out.data, expected)
 
 
 def test_the_walks_cover_every_primitive():
     assert set(DIFFERENTIABLE) | set(CONSTANT) | set(RANDOM) == set(OPS)
-    assert CONSTANT == ["compare"] and RANDOM == ["dropout_mask"]
+    assert CONSTANT == ["compare", "lengths_mask"] and RANDOM == ["dropout_mask"]
 
 
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.9])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import tensor as _tensor
+from tinygrad_rnn.nn.utils.packed_sequence import PackedSequence
 from tinygrad_rnn.recording import Recorder, Recording, Unreplayable, build_returns
 from tinygrad_rnn.settings import get_default_dtype, is_grad_enabled
 
@@ -60,7 +61,12 @@ class _Entry:
         self.recording, self.reason, self.modules, self.held = recording, reason, modules, held
 
     def matches(self) -> bool:
-        return all(m.training == flag for m, flag in self.modules)
+        """The modules' training flags, and the parameters' grad flags, shapes and dtypes, are
+        the recorded ones (a frozen layer or a .to(float64) records again)."""
+        rec = self.recording
+        return all(m.training == flag for m, flag in self.modules) and (
+            rec is None or all(t.requires_grad == flag and t._data.shape == shape
+                               and t._data.dtype == dtype for t, flag, shape, dtype in rec.leaf_state))
 
 
 class Jitted:
@@ -72,6 +78,10 @@ class Jitted:
         self._cache: dict[Any, list[_Entry]] = {}
         self.recordings = 0
         functools.update_wrapper(self, fn)
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        """As a method (`@jit` in a class body): the instance is the first argument."""
+        return self if obj is None else functools.partial(self.__call__, obj)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _tensor._TRACE is not None:  # inside another recording: that one sees our ops
@@ -149,7 +159,6 @@ class Jitted:
 
 def _flatten(obj: Any, arrays: list, tensors: list, held: list) -> Any:
     """The key of an argument structure; its arrays (Tensors' too) appended in order."""
-    from tinygrad_rnn.nn.utils.packed_sequence import PackedSequence
     if isinstance(obj, _tensor.Tensor):
         arrays.append(obj._data)
         tensors.append(obj)
@@ -159,7 +168,9 @@ def _flatten(obj: Any, arrays: list, tensors: list, held: list) -> Any:
         tensors.append(None)
         return ("A", obj.shape, obj.dtype.str)
     if isinstance(obj, PackedSequence):  # its batch sizes are its structure: keyed by value
-        return ("P", tuple(np.asarray(obj.batch_sizes).tolist()),
+        sizes = obj.batch_sizes
+        sizes = sizes._data if isinstance(sizes, _tensor.Tensor) else np.asarray(sizes)
+        return ("P", tuple(sizes.tolist()),
                 tuple(_flatten(x, arrays, tensors, held) for x in obj))
     if isinstance(obj, (tuple, list)):
         return (type(obj).__name__, tuple(_flatten(x, arrays, tensors, held) for x in obj))

@@ -406,9 +406,12 @@ class Sigmoid(Op):
     saved_tensors = (("out", OUTPUT),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = np.tanh(x * 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
-        out += 1.0
-        out *= 0.5
+        out = np.multiply(x, 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
+        if type(out) is not np.ndarray:  # a 0-d input gives a numpy scalar
+            out = np.asarray(out)
+        np.tanh(out, out)  # in one buffer: four ufunc calls, one allocation
+        np.add(out, 1.0, out)
+        np.multiply(out, 0.5, out)
         self.out = out
         return out
 

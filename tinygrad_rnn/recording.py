@@ -36,8 +36,8 @@ class _Key:
 
 
 class _Call:
-    __slots__ = ("bound", "drop", "in_keys", "ins", "keep", "kwargs", "name", "op", "outs",
-                 "scope")
+    __slots__ = ("bound", "drop", "holds", "in_keys", "ins", "keep", "kwargs", "name", "op",
+                 "outs", "scope")
 
     def __init__(self, op: Any, ins: list[int], kwargs: dict, bound: list, outs: Any,
                  in_keys: list, scope: tuple) -> None:
@@ -45,6 +45,7 @@ class _Call:
         self.in_keys, self.scope, self.name = in_keys, scope, type(op).name
         self.drop: tuple[int, ...] = ()  # slots whose last forward use is this call
         self.keep = False  # a backward reads this op's saved arrays
+        self.holds = True  # its forward keeps arrays (not only shapes): drop them after use
 
 
 class _Backward:
@@ -74,6 +75,7 @@ class Recording:
         self.returns: Any = None  # fn's result, with slots (ints) in place of Tensors
         self.grad_args: dict[int, _Key] = {}  # argument index -> key of a leaf that needs grad
         self.modules: list[tuple[Any, bool]] = []  # (module, its training flag) seen
+        self.leaf_state: list[tuple[Any, bool, tuple, Any]] = []  # (leaf, grad?, shape, dtype)
         self.generators: list[Any] = []  # what dropout masks draw from (check=True rewinds)
         self.segments: list[tuple[list[tuple], Any]] = []  # compile(): programs and events
         self._fast: dict[bool, tuple[Any, dict[int, Any]]] = {}  # replay_codegen's, by traced
@@ -399,6 +401,7 @@ class Recorder:
                         bound.append((name, pos, self.slot_of[id(item)]))
         fresh = type(op)()
         fresh.needs = op.needs
+        holds = any(_has_array(v) for v in op.__dict__.values())
         if type(out) is list:
             outs: Any = tuple(self._new_slot(piece, port=True) for piece in out)
             recorded = bool(out) and out[0]._op is not None
@@ -406,6 +409,7 @@ class Recorder:
             outs = self._new_slot(out, port=False)
             recorded = out._op is not None
         call = _Call(fresh, ins, dict(kwargs), bound, outs, in_keys, current_scope())
+        call.holds = holds
         if not recorded:
             call.in_keys = [None] * len(ins)
         self.op_call[id(op)] = len(rec.calls)
@@ -510,6 +514,8 @@ class Recorder:
         for ev in rec.events:
             if isinstance(ev, _Backward):
                 ev.root_key = rec.keys[ev.root]
+        rec.leaf_state = [(t, t.requires_grad, t._data.shape, t._data.dtype)
+                          for _, t in rec.leaves]
         rec.compile()
         return rec
 
@@ -518,6 +524,12 @@ class Recorder:
         if slot is None:
             slot = self._slot_for_input(t)  # a parameter or a constant returned as it is
         return slot
+
+
+def _has_array(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_has_array(v) for v in value)
+    return isinstance(value, np.ndarray)
 
 
 def _map_returns(result: Any, slot_for: Any) -> Any:

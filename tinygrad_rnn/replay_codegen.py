@@ -65,6 +65,7 @@ def generate(rec: Any, traced: bool) -> tuple[Any, dict[int, Any]]:
     returns = sorted(set(rec.return_slots()))
     src.emit("return {" + ", ".join(f"{s}: v{s}" for s in returns) + "}")
     code = "def replay(A, T, _T):\n" + "\n".join(src.lines) + "\n"
+    rec.source = code  # for reading (docs/replay.md shows an excerpt)
     exec(compile(code, "<jit replay>", "exec"), src.ns)  # noqa: S102 (our own source)
     return src.ns["replay"], src.line_call
 
@@ -88,10 +89,10 @@ def _emit_call(src: _Source, call: Any, traced: bool) -> None:
             src.emit(", ".join(f"v{s}" for s in call.outs) + ", = _o")
         if traced:
             src.emit("_T.append(_o)")
-    if not call.keep:
+    if not call.keep and call.holds:
         src.emit(f"{src.const(call.op.__dict__.clear, 'x')}()")
-    for s in call.drop:
-        src.emit(f"del v{s}")
+    if call.drop:
+        src.emit("del " + ", ".join(f"v{s}" for s in call.drop))
 
 
 def _emit_backward(src: _Source, rec: Any, ev: Any, prefix: str) -> None:
@@ -113,6 +114,7 @@ def _emit_backward(src: _Source, rec: Any, ev: Any, prefix: str) -> None:
         src.emit(f"G[{src.const(root, 'K')}] = {seed}")
     else:
         src.emit(f"{name(root)} = {seed}")
+    calls_of = {id(c.op): c for c in rec.calls}
     have = {id(root)}  # keys holding a gradient now
     cleared = src.cleared
     owned: set[int] = set()  # local keys whose array the sweep allocated
@@ -148,7 +150,8 @@ def _emit_backward(src: _Source, rec: Any, ev: Any, prefix: str) -> None:
                 owned.add(k)
             have.add(k)
         if clear is not None:
-            src.emit(f"{src.const(clear, 'x')}()")
+            if calls_of[id(op)].holds:
+                src.emit(f"{src.const(clear, 'x')}()")
         else:
             cleared.discard(id(op))  # retain_graph: kept for a later backward
     src.emit("_p = _g = None")

@@ -89,6 +89,7 @@ TORCH = {
     "compare": lambda x, y, op: getattr(torch, {"equal": "eq", "not_equal": "ne", "less": "lt",
                                                 "less_equal": "le", "greater": "gt",
                                                 "greater_equal": "ge"}[op])(x, y),
+    "lengths_mask": lambda lengths, steps, who: torch.arange(steps)[None, :] < lengths[:, None],
 }
 
 

@@ -14,7 +14,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from tinygrad_rnn.tensor import Tensor
+from tinygrad_rnn import ops
+from tinygrad_rnn.tensor import Tensor, apply
 from tinygrad_rnn.validate import check_real, check_rng
 
 
@@ -41,8 +42,8 @@ class DropoutMasks:
 
     dropout = _rate("dropout")
     recurrent_dropout = _rate("recurrent_dropout")
-    _input_mask: np.ndarray | None = None  # (B, input_size)
-    _recurrent_mask: np.ndarray | None = None  # (B, width of h)
+    _input_mask: Tensor | None = None  # (B, input_size), a dropout_mask primitive's output
+    _recurrent_mask: Tensor | None = None  # (B, width of h), likewise
     _time_axis = 1  # where the input mask broadcasts over time in a whole-sequence input
     hidden_size: int  # what the mixin reads of its cell (annotations only, for the types)
     training: bool
@@ -60,12 +61,12 @@ class DropoutMasks:
     @property
     def dropout_mask(self) -> np.ndarray | None:
         """A copy of the current input mask (B, input_size), or None when none is in use."""
-        return None if self._input_mask is None else self._input_mask.copy()
+        return None if self._input_mask is None else self._input_mask._data.copy()
 
     @property
     def recurrent_dropout_mask(self) -> np.ndarray | None:
         """A copy of the current recurrent mask (B, h width), or None when none is in use."""
-        return None if self._recurrent_mask is None else self._recurrent_mask.copy()
+        return None if self._recurrent_mask is None else self._recurrent_mask._data.copy()
 
     def reset_dropout_mask(self) -> None:
         """Forget both masks; the next sequence or direct call draws new ones. (Keras' method
@@ -92,7 +93,7 @@ class DropoutMasks:
         if not self.training:
             return
         batch = x.shape[0] if x.ndim == 2 else x.shape[1 - time_axis]
-        draw = np.random if self.rng is None else self.rng
+        draw = self.rng
         object.__setattr__(self, "_time_axis", time_axis)
         if self.dropout:
             object.__setattr__(self, "_input_mask", _mask(
@@ -108,7 +109,7 @@ class DropoutMasks:
         if not self.training:
             self.reset_dropout_mask()
             return
-        batch, draw = x_t.shape[0], np.random if self.rng is None else self.rng
+        batch, draw = x_t.shape[0], self.rng
         wanted = (("_input_mask", self.dropout, x_t.shape[-1], x_t.dtype),
                   ("_recurrent_mask", self.recurrent_dropout, self.recurrent_width(),
                    self.param_dtype()))
@@ -120,16 +121,18 @@ class DropoutMasks:
 
     def _mask_inputs(self, x: Tensor) -> Tensor:
         """x times the input mask, broadcast over the time axis of a whole sequence."""
-        m = cast(np.ndarray, self._input_mask)  # set: called when an input mask is in use
+        m = cast(Tensor, self._input_mask)  # set: called when an input mask is in use
         if x.ndim == 3:
             if x.shape[1 - self._time_axis] != m.shape[0]:
                 raise ValueError(f"{type(self).__name__}: the dropout mask was drawn for a "
                                  f"batch of {m.shape[0]}, got input of shape {x.shape}; call "
                                  f"begin_sequence(x, time_axis) first")
-            m = np.expand_dims(m, self._time_axis)
+            m = m.reshape((1,) + m.shape if self._time_axis == 0 else (m.shape[0], 1, m.shape[1]))
         return x * m
 
 
-def _mask(draw: Any, shape: tuple[int, int], p: float, dtype: np.dtype) -> np.ndarray:
-    """Inverted dropout: 0 with probability p, else 1/(1-p) (as functional.dropout)."""
-    return ((draw.random(shape) >= p) / (1.0 - p)).astype(dtype)
+def _mask(rng: Any, shape: tuple[int, int], p: float, dtype: np.dtype) -> Tensor:
+    """Inverted dropout: 0 with probability p, else 1/(1-p) (as functional.dropout), drawn
+    from `rng` (None: numpy's global RNG) by the dropout_mask primitive, so that a replayed
+    step (jit.py) draws it afresh."""
+    return apply(ops.DropoutMask, shape=shape, p=p, dtype=dtype, rng=rng)

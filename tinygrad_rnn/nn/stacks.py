@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_rnn.functional import dropout
+from tinygrad_rnn import ops
 from tinygrad_rnn.nn.cells import Cell, GRUCell, LSTMCell, RNNCell, State, check_proj_size
 from tinygrad_rnn.nn.module import Module
 from tinygrad_rnn.nn.unroll import StepObserver, _check_observers, step_mask, unroll
 from tinygrad_rnn.nn.utils.rnn import PackedSequence, pack_like, unpack_input
-from tinygrad_rnn.tensor import Tensor, cat, graph_scope, stack
+from tinygrad_rnn.tensor import Tensor, apply, cat, graph_scope, stack
 from tinygrad_rnn.validate import check_bool, check_real, check_rng, check_size, float_input
 
 
@@ -182,12 +182,13 @@ class RNNBase(Module):
         `lengths` (B,) or `mask` (B, T) bool (batch first in both layouts): as Recurrent's."""
         name = type(self).__name__
         packed = x if isinstance(x, PackedSequence) else None
+        packed_mask = None
         if packed is not None:  # padded, run with its lengths, packed again: one code path
             if lengths is not None or mask is not None:
                 raise ValueError(f"{name}: a PackedSequence carries its own lengths; pass no "
                                  f"lengths or mask with it")
             _check_packed_data(name, packed, self.input_size)
-            x, lengths = unpack_input(packed, self.batch_first)
+            x, packed_mask = unpack_input(packed, self.batch_first)
         x = float_input(name, "input", x)
         time_axis = 1 if self.batch_first and x.ndim == 3 else 0
         if x.ndim not in (2, 3) or x.shape[time_axis] == 0:  # a batch of 0 works, as torch
@@ -210,12 +211,13 @@ class RNNBase(Module):
             x = x.reshape(x.shape[0], 1, x.shape[1])
         t_axis = 1 if self.batch_first and not unbatched else 0
         batch, steps = x.shape[1 - t_axis], x.shape[t_axis]
-        mask = step_mask(name, batch, steps, lengths, mask, unbatched)
+        mask = packed_mask if packed is not None else step_mask(name, batch, steps, lengths,
+                                                                 mask, unbatched)
         states = self._initial_states(hx, batch, unbatched)
         finals: list[State] = []
         for k in range(self.num_layers):
             if k and self.training and self.dropout:
-                x = dropout(x, self.dropout, True, self.dropout_rng)
+                x = _dropout(x, self.dropout, self.dropout_rng)
             with graph_scope(f"layer={k}"):
                 outs = []
                 for d in range(self.num_directions):
@@ -244,6 +246,15 @@ class RNNBase(Module):
         extra += ["bidirectional=True"] if self.bidirectional else []
         extra += [f"recurrent_dropout={self.recurrent_dropout}"] if self.recurrent_dropout else []
         return ", ".join([f"{self.input_size}, {self.hidden_size}"] + extra)
+
+
+def _dropout(x: Tensor, p: float, rng: Any) -> Tensor:
+    """Inverted dropout between layers, as functional.dropout (the same draws from `rng`, None:
+    numpy's global RNG), its mask drawn by the dropout_mask primitive so that a replayed step
+    (jit.py) draws afresh. p in (0, 1]; p=1 zeroes x without drawing."""
+    if p == 1.0:
+        return x * np.zeros(x.shape, x.dtype)
+    return x * apply(ops.DropoutMask, shape=x.shape, p=p, dtype=x.dtype, rng=rng)
 
 
 def _torch_hx_words(lstm: bool, unbatched: bool, i: int, expected: tuple[int, ...],

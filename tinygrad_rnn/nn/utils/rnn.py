@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_rnn import ops
 from tinygrad_rnn.nn.utils.packed_sequence import (
     PackedSequence,
     PackingError,
@@ -23,7 +24,7 @@ from tinygrad_rnn.nn.utils.packed_sequence import (
     int_vector,
     inverse_permutation,
 )
-from tinygrad_rnn.tensor import Tensor, cat, stack
+from tinygrad_rnn.tensor import Tensor, _wrap, apply, cat, stack
 from tinygrad_rnn.validate import as_array, as_real, check_bool, check_size
 
 __all__ = ["PackedSequence", "PackingError", "PackingTypeError", "invert_permutation",
@@ -255,19 +256,44 @@ def invert_permutation(permutation: Any) -> Tensor | None:
     return Tensor(inverse_permutation(perm))
 
 
-# ---- what the stacks use: one code path with `lengths` -------------------------------------
-def unpack_input(sequence: PackedSequence, batch_first: bool) -> tuple[Tensor, np.ndarray]:
-    """A PackedSequence given to a stack as (padded input, lengths), batch in the caller's
-    order; the stack has checked that its data is (N, input_size)."""
+# ---- what the stacks use: one code path with a mask -----------------------------------------
+# Traceable (jit.py): batch_sizes is read as structure (how many sequences run at each step
+# shapes every index below, as the data's shape does); the sort order is applied by gather
+# primitives whose index is the PackedSequence's own array, so a replay reads the new order.
+
+def _packed_grid(sizes: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, B) of batch_sizes: the packed row of step t's i-th longest sequence (`rows`, one
+    past the last, where it has ended), and whether it is still running."""
+    running = np.arange(sizes[0])[None, :] < sizes[:, None]
+    grid = np.full(running.shape, rows, np.intp)
+    grid[running] = np.arange(rows)  # row-major over (t, i): the packed order
+    return grid, running
+
+
+def unpack_input(sequence: PackedSequence, batch_first: bool) -> tuple[Tensor, Tensor]:
+    """A PackedSequence given to a stack as (padded input, its (B, T) bool mask of real
+    steps), batch in the caller's order; the stack has checked that data is (N, input_size)."""
     data = sequence.data
-    order = None if sequence.sorted_indices is None else sequence.sorted_indices._data
-    sizes = sequence.batch_sizes._data
-    padded, lengths = _pad(data, sizes, order, len(sizes), batch_first, 0.0)
-    return padded, lengths._data
+    grid, running = _packed_grid(sequence.batch_sizes._data, data.shape[0])
+    rows, mask = _wrap(grid), _wrap(np.ascontiguousarray(running.T))
+    if sequence.sorted_indices is not None:  # caller b is the unsorted_indices[b]-th longest
+        unsorted = sequence.unsorted_indices
+        position = (unsorted._data if unsorted is not None else
+                    inverse_permutation(sequence.sorted_indices._data))
+        rows = apply(ops.GetItem, rows, index=(slice(None), position))
+        mask = apply(ops.GetItem, mask, index=position)
+    if batch_first:
+        rows = rows.transpose(1, 0)
+    fill = Tensor(np.zeros((1,) + data.shape[1:], data.dtype))
+    return apply(ops.GetItem, cat([data, fill], axis=0), index=rows._data), mask
 
 
 def pack_like(padded: Tensor, sequence: PackedSequence, batch_first: bool) -> PackedSequence:
     """A stack's padded output packed with `sequence`'s batch sizes and order."""
-    order = None if sequence.sorted_indices is None else sequence.sorted_indices._data
-    data = _gather(padded, sequence.batch_sizes._data, order, batch_first)
+    sizes = sequence.batch_sizes._data
+    t, i = np.nonzero(np.arange(sizes[0])[None, :] < sizes[:, None])  # packed order
+    b = i
+    if sequence.sorted_indices is not None:  # the i-th longest is caller sorted_indices[i]
+        b = apply(ops.GetItem, _wrap(sequence.sorted_indices._data), index=i)._data
+    data = apply(ops.GetItem, padded, index=(b, t) if batch_first else (t, b))
     return PackedSequence._make((data,) + tuple(sequence)[1:])
