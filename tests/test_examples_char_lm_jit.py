@@ -49,9 +49,7 @@ def run(tmp_path, text, capsys, *flags):
     [],
     ["--cell", "gru", "--layers", "2"],
     ["--cell", "rnn", "--dropout", "0.2", "--layers", "2"],
-    pytest.param(["--recurrent-dropout", "0.3"], marks=pytest.mark.xfail(
-        strict=True, reason="the recurrent dropout masks are drawn outside a primitive, so a "
-                            "replay reuses the recorded ones, until branch trace_nn lands")),
+    ["--recurrent-dropout", "0.3", "--dropout", "0.2", "--layers", "2"],
 ], ids=["lstm", "gru-2-layers", "rnn-dropout", "recurrent-dropout"])
 def test_replayed_and_eager_runs_print_the_same_bits(tmp_path, text, capsys, flags):
     # 40 steps over 5 chunks a pass: several passes, each starting from a zero state (its own
