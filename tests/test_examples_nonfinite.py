@@ -190,11 +190,12 @@ class PoisonedF:
 
 def test_char_lm_diverging_after_a_save_names_this_runs_checkpoint(tmp_path, text, monkeypatch,
                                                                   capsys):
+    # PoisonedF counts calls in Python: a replayed step does not call it, so --no-jit
     module = example("char_lm")
     monkeypatch.setattr(module, "F", PoisonedF(module.F, at=4))
     out = tmp_path / "lm.npz"
     code = module.main(["--text", str(text), "--steps", "9", "--eval-every", "2",
-                        "--out", str(out), *TINY])
+                        "--out", str(out), "--no-jit", *TINY])
     assert code == 1
     stdout, err = capsys.readouterr()
     assert "error: training diverged: the loss is nan at step 4; this run's best checkpoint " \
@@ -203,6 +204,35 @@ def test_char_lm_diverging_after_a_save_names_this_runs_checkpoint(tmp_path, tex
     assert "sample" not in stdout and "best validation" not in stdout
     monkeypatch.undo()
     _, _, meta = module.load_checkpoint(str(out))  # finite, and this run's
+    assert meta["step"] == 2
+
+
+def test_char_lm_replayed_step_diverging_names_the_step_and_this_runs_checkpoint(
+        tmp_path, text, monkeypatch, capsys):
+    # the replay reads the parameters afresh: a NaN weight after update 3 makes the loss of
+    # step 4 (a replayed step) NaN, and no update follows it
+    module = example("char_lm")
+    real = module.optim.Adam
+    updates = []
+
+    class Breaking(real):
+        def step(self):
+            super().step()
+            updates.append(1)
+            if len(updates) == 3:
+                p = self.params[0]
+                p._assign(np.full_like(p._data, np.nan))
+    monkeypatch.setattr(module.optim, "Adam", Breaking)
+    out = tmp_path / "lm.npz"
+    code = module.main(["--text", str(text), "--steps", "9", "--eval-every", "2",
+                        "--out", str(out), *TINY])
+    assert code == 1 and len(updates) == 3
+    stdout, err = capsys.readouterr()
+    assert "error: training diverged: the loss is nan at step 4; this run's best checkpoint " \
+           "(step 2, " in err
+    assert "sample" not in stdout and "best validation" not in stdout
+    monkeypatch.undo()
+    _, _, meta = module.load_checkpoint(str(out))
     assert meta["step"] == 2
 
 

@@ -3,6 +3,8 @@
 `loss_fn(prediction, target) -> scalar Tensor`, prediction = model(Tensor(xb)), target = the numpy
 batch yb (torch's `criterion(output, target)`), so functional's losses plug in as they are.
 Training that turns non-finite stops with a NonFiniteError naming the step (docs/training.md).
+By default each training batch's forward and backward run through `tinygrad_rnn.jit`: recorded
+on the first batch of each shape, replayed after; `jit=False` runs them eagerly.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 from tinygrad_rnn import fit_args as args
 from tinygrad_rnn.data import batches
 from tinygrad_rnn.history import History, plot_history, restore_best
+from tinygrad_rnn.jit import jit as _jit
 from tinygrad_rnn.metrics import accuracy, binary_accuracy, binary_accuracy_logits
 from tinygrad_rnn.serialization import save
 from tinygrad_rnn.tensor import Tensor, no_grad
@@ -162,10 +165,29 @@ def _hint(xb: np.ndarray, yb: np.ndarray) -> str:
     return f" (this batch's {' and '.join(bad)} holds NaN or inf)" if bad else ""
 
 
+def _forward_backward(model: Any, loss_fn: LossFn) -> Callable[[Tensor, np.ndarray], Any]:
+    """The training step fit replays: (x Tensor, y batch) -> (loss, prediction), after the
+    loss's backward (the optimizer's step stays outside, eager)."""
+    def step(x: Tensor, yb: np.ndarray) -> tuple[Tensor, Any]:
+        pred = model(x)
+        loss = _scalar("fit", loss_fn(pred, yb))
+        loss.backward()
+        return loss, pred
+    return step
+
+
+def _check_loss(value: float, where: str, xb: np.ndarray, yb: np.ndarray, history: History,
+                epoch: int, i: int, step: int) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteError(_diverged(f"the loss is {value}", where + _hint(xb, yb), history),
+                             epoch, i, step, history)
+
+
 def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
         batch_size: int = 32, validation: Any = None,
         metrics: Mapping[str, Metric] | None = None, checkpoint: str | os.PathLike | None = None,
-        progress: bool = True, shuffle: bool = True, rng: Any = None) -> History:
+        progress: bool = True, shuffle: bool = True, rng: Any = None,
+        jit: bool = True) -> History:
     """Train `model` with mini-batch gradient descent; returns a History.
 
     Args:
@@ -178,6 +200,12 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
         checkpoint: path; the parameters are saved there (atomically) each time the monitored
             loss improves: val_loss with validation, else the training loss.
         progress: a tqdm bar with the running loss. rng: seed or Generator for the shuffle.
+        jit: run each training batch's forward, loss and backward through tinygrad_rnn.jit
+            (one recording per batch shape, then replays: same results, faster); model and
+            loss_fn then run as Python only when a batch is recorded, so their side effects
+            and value-dependent branches are not repeated (the caller's contract, as
+            torch.jit.trace's). What cannot be replayed (a stateful layer, step observers)
+            runs eagerly with a ReplayFallbackWarning. False: every batch eagerly.
     Shape: X (N, ...), y (N, ...); batches of batch_size rows, reshuffled every epoch.
     Raises: NonFiniteError when a loss, a gradient or val_loss is NaN or inf, naming the step,
         before the bad update; the checkpoint keeps the best parameters seen before it.
@@ -193,9 +221,10 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
     val = None if validation is None else args.pair("fit", "validation", validation, _dtype(model))
     metrics = args.metrics_dict("fit", metrics)
     checkpoint = args.checkpoint_path(checkpoint)
-    for name, flag in (("progress", progress), ("shuffle", shuffle)):
+    for name, flag in (("progress", progress), ("shuffle", shuffle), ("jit", jit)):
         check_bool("fit", name, flag)
     gen, named = args.generator(rng), _named(model, optimizer)
+    replay = _jit(_forward_backward(model, loss_fn)) if jit else None
     history = History("loss" if val is None else "val_loss", checkpoint)
     n_batches = math.ceil(len(X) / batch_size)
     bar = tqdm(total=epochs * n_batches, disable=not progress, unit="batch", dynamic_ncols=True)
@@ -212,13 +241,16 @@ def fit(model: Any, loss_fn: LossFn, optimizer: Any, train: Any, epochs: int,
                 step += 1
                 where = f"at step {step} (epoch {epoch + 1}/{epochs}, batch {i + 1}/{n_batches})"
                 optimizer.zero_grad()
-                pred = model(Tensor(xb))
-                loss = _scalar("fit", loss_fn(pred, yb))
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise NonFiniteError(_diverged(f"the loss is {value}", where + _hint(xb, yb),
-                                                   history), epoch, i, step, history)
-                loss.backward()
+                if replay is None:
+                    pred = model(Tensor(xb))
+                    loss = _scalar("fit", loss_fn(pred, yb))
+                    value = loss.item()
+                    _check_loss(value, where, xb, yb, history, epoch, i, step)
+                    loss.backward()
+                else:  # forward and backward replayed; the update is what must not happen
+                    loss, pred = replay(Tensor(xb), yb)
+                    value = loss.item()
+                    _check_loss(value, where, xb, yb, history, epoch, i, step)
                 bad = _nonfinite_grad(named)
                 if bad is not None:
                     raise NonFiniteError(_diverged(f"the gradient of {bad} holds NaN or inf "
