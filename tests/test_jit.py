@@ -100,9 +100,6 @@ def test_linear_only_model():
     train_twins(nn.Linear(4, 2), step, batches(5, ("f", (6, 4)), ("f", (6, 2))))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `tensor - array` lifts the argument array with "
-                   "Tensor(array), a copy, so the recording freezes the first call's values "
-                   "and every replay silently reuses them (tensor.Tensor._lift)")
 def test_arithmetic_with_an_argument_array_reads_it_afresh():
     def step(model, x, y):
         model.zero_grad()
@@ -417,17 +414,12 @@ def test_checkpoint_falls_back():
     fallback_twins(MLP(), checkpointed_step, XY, "runs eagerly")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the fallback warning for checkpoint says 'backward() "
-                   "through ops recorded outside the step' (the ops are inside), not checkpoint")
 @pytest.mark.filterwarnings("ignore::tinygrad_rnn.jit.ReplayFallbackWarning")  # today's words
 def test_checkpoint_fallback_warning_names_checkpoint():
     np.random.seed(0)
     fallback_twins(MLP(), checkpointed_step, XY, "checkpoint")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Optimizer.step() writes parameters in place "
-                   "(versions.written) without telling the recorder, so the step records and "
-                   "its replays silently skip the update (optim.py step / recording.py)")
 def test_optimizer_step_inside_fn_falls_back():
     np.random.seed(0)
     model = MLP()

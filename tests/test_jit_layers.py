@@ -23,8 +23,6 @@ from tinygrad_rnn import nn
 from tinygrad_rnn import tensor as tensor_mod
 
 STEPS = 5
-NEEDS_TRACE_NN = pytest.mark.xfail(
-    strict=False, reason="needs branch trace_nn (traceable lengths/masks/recurrent dropout)")
 
 
 # ---- the twin harness --------------------------------------------------------------------
@@ -152,7 +150,6 @@ def test_stack_dropout_between_layers_replays_equal_eager(kind):
     train_twins(model, ce_step, stack_batches(False))
 
 
-@NEEDS_TRACE_NN
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_stack_recurrent_dropout_replays_equal_eager(kind):
     np.random.seed(0)
@@ -161,7 +158,6 @@ def test_stack_recurrent_dropout_replays_equal_eager(kind):
     train_twins(model, ce_step, stack_batches(True))
 
 
-@NEEDS_TRACE_NN
 @pytest.mark.parametrize("kind, kw", STACK_CONFIGS)
 def test_stack_with_lengths_replays_equal_eager(kind, kw):
     np.random.seed(0)
@@ -169,7 +165,6 @@ def test_stack_with_lengths_replays_equal_eager(kind, kw):
     train_twins(StackModel(kind, **kw), ce_step, batches)
 
 
-@NEEDS_TRACE_NN
 @pytest.mark.parametrize("kind, kw", STACK_CONFIGS)
 def test_stack_with_masks_replays_equal_eager(kind, kw):
     np.random.seed(0)
@@ -270,7 +265,6 @@ def test_recurrent_over_cell_replays_equal_eager(name, bidirectional, reverse):
     train_twins(CellModel(CELLS[name](), bidirectional, reverse), mse_step, cell_batches())
 
 
-@NEEDS_TRACE_NN
 @pytest.mark.parametrize("name", list(CELLS))
 def test_recurrent_over_cell_with_lengths_and_masks(name):
     np.random.seed(0)
@@ -279,7 +273,6 @@ def test_recurrent_over_cell_with_lengths_and_masks(name):
     train_twins(CellModel(CELLS[name]()), mse_step, cell_batches(mask=True))
 
 
-@NEEDS_TRACE_NN
 @pytest.mark.parametrize("cls", [nn.RNNCell, nn.LSTMCell, nn.GRUCell])
 def test_recurrent_cell_dropouts_replay_equal_eager(cls):
     np.random.seed(0)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import bridge, engine, grad_sweep, versions
+from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn.gradients import Port
 from tinygrad_rnn.ops import Op
 from tinygrad_rnn.settings import _GRAD_ENABLED, _SCOPE
@@ -52,6 +53,8 @@ def checkpoint(function: Callable[..., Any], *args: Any, use_reentrant: bool | N
     Returns:
         What function returned; its Tensors that require grad hang from one checkpoint node.
     """
+    if _tensor._TRACE is not None:  # jit.py: its recomputing backward is not replayable
+        _tensor._TRACE.unreplayable("checkpoint (its backward recomputes the forward)")
     if not callable(function):
         raise TypeError(f"checkpoint: function must be callable, got {type(function).__name__}")
     if use_reentrant is not None and not isinstance(use_reentrant, (bool, np.bool_)):

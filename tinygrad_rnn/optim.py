@@ -300,6 +300,8 @@ class Optimizer:
 
         Each update keeps the parameter's array (same object, shape and dtype).
         """
+        if _tensor._TRACE is not None:  # inside a recorded step: a replay would skip it
+            _tensor._TRACE.unreplayable(_tensor._REPLACED)
         with_grad = [p for p in self.params if p.grad is not None]
         for hook in self.hooks:
             hook(with_grad)

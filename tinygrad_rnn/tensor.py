@@ -232,6 +232,10 @@ class Tensor:
             return other
         if isinstance(other, (int, float)) and self.dtype.kind == "f":
             return Tensor(np.asarray(other, self.dtype))
+        if type(other) is np.ndarray and other.dtype.kind in "biuf":
+            # shared and watched, as Tensor.from_numpy (a write before backward raises), so a
+            # recorded step (jit.py) binds the caller's array instead of freezing a copy
+            return Tensor.from_numpy(other)
         return Tensor(other)
 
     def __add__(self, o: Any) -> Tensor: return apply(ops.Add, self, self._lift(o))

@@ -65,20 +65,21 @@ def step_mask(who: str, batch: int, steps: int, lengths: Any = None, mask: Any =
                          f"batch's real steps, mask any pattern of them)")
     expected = (steps,) if unbatched else (batch, steps)
     layout = "(T,)" if unbatched else "(B, T)"
+    given: np.ndarray | None
     try:
-        arr = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
+        given = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
     except ValueError:  # ragged nesting
-        arr = None
-    if arr is None or arr.dtype != np.bool_:
-        got = "a ragged list" if arr is None else f"dtype {arr.dtype}"
+        given = None
+    if given is None or given.dtype != np.bool_:
+        got = "a ragged list" if given is None else f"dtype {given.dtype}"
         raise TypeError(f"{who}: mask must be a boolean {layout} = {expected} array, got {got} "
                         f"(use ids != 0, or Embedding(mask_zero=True).compute_mask)")
-    if arr.shape != expected:
+    if given.shape != expected:
         raise ValueError(f"{who}: mask must have shape {layout} = {expected} (batch first, "
-                         f"also for time-first input), got {arr.shape}")
+                         f"also for time-first input), got {given.shape}")
     # the caller's array itself, not a copy: each step's where() saves its own copy of the
     # condition, so the caller's later writes never reach backward
-    held = _wrap(arr)
+    held = _wrap(given)
     return held.reshape(batch, steps) if unbatched else held
 
 
