@@ -619,3 +619,74 @@ def test_jit_argument_errors():
         tg.jit(3)
     with pytest.raises(TypeError, match="jit: check must be a bool"):
         tg.jit(plain_step, check=1)
+
+
+# ---- what a recording read from modules and parameters: a change records again ----------
+
+def _dropout_step(model):
+    def step(x):
+        model.zero_grad()
+        out, _ = model(x)
+        loss = (out * out).sum()
+        loss.backward()
+        return loss
+    return step
+
+
+def test_a_new_dropout_rate_or_generator_records_again_and_equals_eager():
+    np.random.seed(0)
+    model = nn.LSTM(3, 4, num_layers=2, dropout=0.5, batch_first=True,
+                    rng=np.random.default_rng(0))
+    model.dropout_rng = np.random.default_rng(1)
+    twin = copy.deepcopy(model)
+    jitted, eager = tg.jit(_dropout_step(model)), _dropout_step(twin)
+    x = tg.Tensor(np.random.default_rng(2).random((2, 5, 3)).astype(np.float32))
+    changes = [None, None, ("dropout", 0.1), None, ("dropout_rng", 7), None]
+    for change in changes:
+        if change is not None:
+            name, value = change
+            for m in (model, twin):
+                setattr(m, name, np.random.default_rng(value) if name == "dropout_rng"
+                        else value)
+        np.testing.assert_array_equal(jitted(x).numpy(), eager(x).numpy())
+        for p, q in zip(model.parameters(), twin.parameters()):
+            np.testing.assert_array_equal(p.grad, q.grad)
+    assert jitted.recordings == 3
+
+
+def test_freezing_a_parameter_records_again():
+    np.random.seed(0)
+    lin = nn.Linear(3, 2)
+
+    def step(x):
+        lin.zero_grad()
+        loss = (lin(x) * lin(x)).sum()
+        loss.backward()
+        return loss
+    jitted = tg.jit(step)
+    x = tg.Tensor(np.ones((4, 3), np.float32))
+    jitted(x)
+    jitted(x)
+    lin.bias.requires_grad = False
+    jitted(x)
+    assert jitted.recordings == 2 and lin.bias.grad is None and lin.weight.grad is not None
+
+
+def test_a_jitted_method_binds_its_instance():
+    class Trainer:
+        def __init__(self):
+            self.lin = nn.Linear(3, 1)
+
+        @tg.jit
+        def step(self, x):
+            self.lin.zero_grad()
+            loss = self.lin(x).sum()
+            loss.backward()
+            return loss
+
+    np.random.seed(0)
+    t = Trainer()
+    x = tg.Tensor(np.ones((2, 3), np.float32))
+    first, second = t.step(x), t.step(x)
+    np.testing.assert_array_equal(first.numpy(), second.numpy())
+    np.testing.assert_array_equal(t.lin.weight.grad, np.full((1, 3), 2.0, np.float32))

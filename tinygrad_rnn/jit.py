@@ -20,7 +20,13 @@ import numpy as np
 
 from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn.nn.utils.packed_sequence import PackedSequence
-from tinygrad_rnn.recording import Recorder, Recording, Unreplayable, build_returns
+from tinygrad_rnn.recording import (
+    Recorder,
+    Recording,
+    Unreplayable,
+    build_returns,
+    settings_of,
+)
 from tinygrad_rnn.settings import get_default_dtype, is_grad_enabled
 
 __all__ = ["ReplayFallbackWarning", "ReplayMismatchError", "jit"]
@@ -61,10 +67,11 @@ class _Entry:
         self.recording, self.reason, self.modules, self.held = recording, reason, modules, held
 
     def matches(self) -> bool:
-        """The modules' training flags, and the parameters' grad flags, shapes and dtypes, are
-        the recorded ones (a frozen layer or a .to(float64) records again)."""
+        """The modules' plain settings (training, rates, flags: recording.settings_of), and the
+        parameters' grad flags, shapes and dtypes, are the recorded ones (model.eval(), a new
+        dropout rate, a frozen layer or a .to(float64) records again)."""
         rec = self.recording
-        return all(m.training == flag for m, flag in self.modules) and (
+        return all(settings_of(m) == seen for m, seen in self.modules) and (
             rec is None or all(t.requires_grad == flag and t._data.shape == shape
                                and t._data.dtype == dtype for t, flag, shape, dtype in rec.leaf_state))
 
@@ -124,8 +131,9 @@ class Jitted:
             except Unreplayable as err:
                 recorder.reason = str(err)
         self.recordings += 1
-        entries.append(_Entry(recording, recorder.reason and _fallback(recorder.reason),
-                              recorder.rec.modules, held))
+        seen = [(m, settings_of(m)) for m in recorder.rec.modules]  # as fn left them
+        entries.append(_Entry(recording, recorder.reason and _fallback(recorder.reason), seen,
+                              held))
         if recorder.reason is not None:
             _warn(_fallback(recorder.reason))
         return result

@@ -74,7 +74,7 @@ class Recording:
         self.n_slots = n_args
         self.returns: Any = None  # fn's result, with slots (ints) in place of Tensors
         self.grad_args: dict[int, _Key] = {}  # argument index -> key of a leaf that needs grad
-        self.modules: list[tuple[Any, bool]] = []  # (module, its training flag) seen
+        self.modules: list[Any] = []  # the modules called (jit.py keys on their settings_of)
         self.leaf_state: list[tuple[Any, bool, tuple, Any]] = []  # (leaf, grad?, shape, dtype)
         self.generators: list[Any] = []  # what dropout masks draw from (check=True rewinds)
         self.segments: list[tuple[list[tuple], Any]] = []  # compile(): programs and events
@@ -87,6 +87,9 @@ class Recording:
         result (slots filled), after every backward has added into its leaves' `.grad`.
         `trace`, if given, receives each call's output (check=True compares them)."""
         fast = self._fast.get(trace is not None)
+        if fast is None and trace is not None and self._fast:  # check=True: written on demand
+            from tinygrad_rnn.replay_codegen import generate
+            fast = self._fast[True] = generate(self, traced=True)
         if fast is not None:
             return self._run_generated(fast, arrays, arg_tensors, trace)
         values: list[Any] = [None] * self.n_slots
@@ -107,7 +110,6 @@ class Recording:
         if all(ev.compiled is not None for ev in self.events if isinstance(ev, _Backward)):
             from tinygrad_rnn.replay_codegen import generate
             self._fast[False] = generate(self, traced=False)
-            self._fast[True] = generate(self, traced=True)
         return values
 
     def _run_generated(self, fast: tuple[Any, dict[int, Any]], arrays: list[np.ndarray],
@@ -487,8 +489,8 @@ class Recorder:
                               f"call to the next)")
         if getattr(mod, "step_observers", None):
             self.unreplayable(f"{type(mod).__name__} has step observers")
-        if all(m is not mod for m, _ in self.rec.modules):
-            self.rec.modules.append((mod, mod.training))
+        if all(m is not mod for m in self.rec.modules):
+            self.rec.modules.append(mod)
 
     # ---- the end ----------------------------------------------------------------------------
     def finish(self, result: Any) -> Recording:
@@ -524,6 +526,18 @@ class Recorder:
         if slot is None:
             slot = self._slot_for_input(t)  # a parameter or a constant returned as it is
         return slot
+
+
+_PLAIN = (bool, int, float, str, type(None))
+_GENERATORS = (np.random.Generator, np.random.RandomState)  # dropout's: by identity
+
+
+def settings_of(mod: Any) -> tuple:
+    """A module's plain attributes (training, a dropout rate, flags) and its generators (by
+    identity) as a comparable tuple: a recording read them, so a change (model.eval(), a new
+    rate, a new generator) must record again."""
+    return tuple([(k, v if type(v) in _PLAIN else id(v)) for k, v in vars(mod).items()
+                  if type(v) in _PLAIN or isinstance(v, _GENERATORS)])
 
 
 def _has_array(value: Any) -> bool:
