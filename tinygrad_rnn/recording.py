@@ -73,12 +73,12 @@ class Recording:
         self.keys: list[_Key | None] = []  # per slot: its gradient key, None if no grad flows
         self.n_slots = n_args
         self.returns: Any = None  # fn's result, with slots (ints) in place of Tensors
-        self.grad_args: dict[int, _Key] = {}  # argument index -> key of a leaf that needs grad
         self.modules: list[Any] = []  # the modules called (jit.py keys on their settings_of)
         self.leaf_state: list[tuple[Any, bool, tuple, Any]] = []  # (leaf, grad?, shape, dtype)
         self.generators: list[Any] = []  # what dropout masks draw from (check=True rewinds)
         self.segments: list[tuple[list[tuple], Any]] = []  # compile(): programs and events
         self._fast: dict[bool, tuple[Any, dict[int, Any]]] = {}  # replay_codegen's, by traced
+        self.source = ""  # the generated replay function's Python source, once written
 
     # ---- replay -----------------------------------------------------------------------------
     def run(self, arrays: list[np.ndarray], arg_tensors: list[Any],
@@ -151,17 +151,14 @@ class Recording:
         self.segments.append((program, None))
 
     def _event(self, event: Any, values: list, arg_tensors: list[Any]) -> None:
-        if isinstance(event, _Backward):
-            if event.compiled is None:
-                self._backward_logged(event, arg_tensors)
-            else:
-                _backward_compiled(event, arg_tensors)
+        if isinstance(event, _Backward):  # the interpreter runs only a recording's first replay
+            self._backward_logged(event, arg_tensors)
         else:
             event[1]()  # (at, host call): a zero_grad inside the step
 
     def _backward_logged(self, ev: _Backward, arg_tensors: list[Any]) -> None:
         """engine._sweep over the recorded plan (same order, routing and sums), noting how
-        each gradient was routed: later replays follow those notes (_backward_compiled)."""
+        each gradient was routed: replay_codegen writes later replays along those notes."""
         root_key = self.keys[ev.root]
         grads: dict[Any, Any] = {root_key: ev.seed.copy()}
         owned: set[Any] = set()
@@ -280,38 +277,6 @@ def _route(grads: dict, owned: set, key: _Key, pg: Any, op: Any) -> int:
     return ADD
 
 
-def _backward_compiled(ev: _Backward, arg_tensors: list[Any]) -> None:
-    """A backward along the routes the first replay noted: no shape or type tests."""
-    grads: dict[Any, Any] = {ev.root_key: ev.seed.copy()}
-    owned: set[Any] = set()
-    OuterGrad_ = OuterGrad
-    for backward, out, routes, clear, op in ev.compiled or ():
-        if type(out) is _Key:
-            g = grads.pop(out)
-            if type(g) is OuterGrad_:
-                g = g.value().astype(out._dtype, copy=False)
-        else:
-            g = [grads.pop(k, None) for k in out]
-        pgs = backward(g)
-        for pos, key, mode in routes:
-            pg = pgs[pos]
-            if mode == SET:
-                grads[key] = pg
-            elif mode == IADD:
-                grads[key] += pg
-            elif mode == ADD:
-                grads[key] = grads[key] + pg
-                owned.add(key)
-            elif mode == OUTER:
-                pending = grads.get(key)
-                grads[key] = pg if pending is None else pending.merge(pg)
-            else:
-                _route(grads, owned, key, pg, op)
-        if clear is not None:
-            clear()
-    _to_leaves(ev, grads, owned, arg_tensors)
-
-
 def _to_leaves(ev: _Backward, grads: dict, owned: set, arg_tensors: list[Any]) -> None:
     for key, target in ev.leaves:
         g = grads.pop(key, None)
@@ -365,7 +330,6 @@ class Recorder:
         for k, t in enumerate(arg_tensors):
             if t is not None and t.requires_grad:
                 key = self.leaf_key[id(t)] = _Key(t._data.shape, t._data.dtype)
-                self.rec.grad_args[k] = key
                 self.rec.keys[k] = key
 
     def unreplayable(self, reason: str) -> None:

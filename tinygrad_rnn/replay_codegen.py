@@ -14,8 +14,7 @@ from typing import Any
 
 from tinygrad_rnn import engine
 from tinygrad_rnn.gradients import OuterGrad
-
-SET, IADD, ADD, OUTER, OTHER = 0, 1, 2, 3, 4  # how a gradient was routed (recording._route)
+from tinygrad_rnn.recording import IADD, OTHER, OUTER, SET, _Backward, _bind_values, _route
 
 
 class _Source:
@@ -45,7 +44,6 @@ def generate(rec: Any, traced: bool) -> tuple[Any, dict[int, Any]]:
     A: the argument arrays, T: the argument tensors (gradient targets), _T: a list receiving
     each call's output when `traced` (check=True). Also returns line -> call, to name the call
     an error came from."""
-    from tinygrad_rnn.recording import _Backward, _bind_values, _route
     src = _Source()
     src.ns["_route"], src.ns["_bind"] = _route, _bind_values
     for k in range(rec.n_args):
@@ -65,7 +63,7 @@ def generate(rec: Any, traced: bool) -> tuple[Any, dict[int, Any]]:
     returns = sorted(set(rec.return_slots()))
     src.emit("return {" + ", ".join(f"{s}: v{s}" for s in returns) + "}")
     code = "def replay(A, T, _T):\n" + "\n".join(src.lines) + "\n"
-    rec.source = code  # for reading (docs/replay.md shows an excerpt)
+    rec.source = code  # for reading (docs/replay.md: "How a replay runs")
     exec(compile(code, "<jit replay>", "exec"), src.ns)  # noqa: S102 (our own source)
     return src.ns["replay"], src.line_call
 
