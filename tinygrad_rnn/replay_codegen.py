@@ -63,7 +63,7 @@ def generate(rec: Any, traced: bool) -> tuple[Any, dict[int, Any]]:
     returns = sorted(set(rec.return_slots()))
     src.emit("return {" + ", ".join(f"{s}: v{s}" for s in returns) + "}")
     code = "def replay(A, T, _T):\n" + "\n".join(src.lines) + "\n"
-    rec.source = code  # for reading (docs/replay.md: "How a replay runs")
+    rec.source = code  # for reading while debugging
     exec(compile(code, "<jit replay>", "exec"), src.ns)  # noqa: S102 (our own source)
     return src.ns["replay"], src.line_call
 
