@@ -2,8 +2,11 @@
 
 Each case runs a jitted step on a model and the plain step on a deep-copied twin, call after
 call with changing data, and asks for the same returned values and `.grad` (a fallback with
-its warning is a fine answer too, a silently different one is not). The xfail(strict) cases
-are bugs found by this review: each is a minimal reproduction, and its reason says why.
+its warning is a fine answer too, a silently different one is not). The `test_fixed_` cases
+are bugs this review found (each a minimal reproduction), fixed since: aliased arguments,
+a parameter's own array as an argument, backward(grad) with an argument grad, clip_grad_*_
+inside the step, a replaced layer or Parameter, a cell's settings, packing inside the step,
+an argument with an outside graph, a NaN scalar argument.
 """
 
 from __future__ import annotations
@@ -93,11 +96,13 @@ def two_input_step(model, a, b):
     return loss
 
 
-def test_distinct_arrays_at_record_then_one_array_twice_replays_equal_eager():
+def test_one_array_passed_twice_is_its_own_recording_and_equals_eager():
+    """Arrays bind by identity, so the aliasing pattern is part of the key."""
     rng = np.random.default_rng(1)
     same = floats(rng, 2, 3)
-    calls = [(floats(rng, 2, 3), floats(rng, 2, 3)), (same, same), (same, floats(rng, 2, 3))]
-    assert run_twins(nn.Linear(3, 2), two_input_step, calls).recordings == 1
+    calls = [(floats(rng, 2, 3), floats(rng, 2, 3)), (same, same), (same, floats(rng, 2, 3)),
+             (floats(rng, 2, 3), floats(rng, 2, 3))]
+    assert run_twins(nn.Linear(3, 2), two_input_step, calls).recordings == 2
 
 
 def test_backward_twice_without_retain_graph_raises_as_eager_and_caches_nothing():
@@ -318,12 +323,7 @@ def two_arrays(a, b):
     return tg.Tensor.from_numpy(a) * 2.0 + tg.Tensor.from_numpy(b)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: recording.Recorder.__init__ maps arguments to slots "
-                   "by id(array); the same array passed twice at record binds both to the last "
-                   "slot, and the key does not say the arguments aliased: a later call with two "
-                   "arrays reads the second for both")
-def test_bug_the_same_array_twice_at_record_then_two_arrays():
+def test_fixed_the_same_array_twice_at_record_then_two_arrays():
     jitted = tg.jit(two_arrays)
     zeros = np.zeros(3, np.float32)
     jitted(zeros, zeros)
@@ -339,10 +339,7 @@ def lstm_state_step(model, x, h, c):
     return loss, h_n.detach(), c_n.detach()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: as above, in the common form: h = c = np.zeros(...) "
-                   "as the first state, then the carried (h, c): the replay reads c for h")
-def test_bug_lstm_first_state_h_and_c_one_zeros_array():
+def test_fixed_lstm_first_state_h_and_c_one_zeros_array():
     rng = np.random.default_rng(20)
     model = nn.LSTM(2, 3)
     twin, jitted = copy.deepcopy(model), tg.jit(lstm_state_step)
@@ -355,11 +352,7 @@ def test_bug_lstm_first_state_h_and_c_one_zeros_array():
         h, c = want[1].numpy(), want[2].numpy()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: same cause: an argument that is a parameter's own "
-                   "array at record binds the parameter to that argument slot, so a later call "
-                   "with another array changes the parameter's value in the replay")
-def test_bug_an_argument_that_is_a_parameters_array_at_record():
+def test_fixed_an_argument_that_is_a_parameters_array_at_record():
     def step(model, w, x):
         model.zero_grad()
         loss = (model(x) * (tg.Tensor.from_numpy(w) @ x.T).sum()).sum()
@@ -383,21 +376,13 @@ def vjp_step(model, x, g):
 
 
 @pytest.mark.parametrize("wrap", [np.asarray, tg.Tensor.from_numpy], ids=["array", "tensor"])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: recording.Recorder._backward keeps `seed.copy()` of "
-                   "backward(grad) and every replay seeds with it: a grad that is an argument (a "
-                   "vector-Jacobian product step) is frozen at its first value")
-def test_bug_backward_with_an_argument_grad(wrap):
+def test_fixed_backward_with_an_argument_grad(wrap):
     rng = np.random.default_rng(22)
     calls = [(floats(rng, 4, 3), wrap(floats(rng, 4, 2))) for _ in range(3)]
     run_twins(nn.Linear(3, 2), vjp_step, calls, replay_only=False)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: optim.clip_grad_norm_ (and clip_grad_value_) inside "
-                   "the step write .grad in numpy and tell no recorder: a replay skips the "
-                   "clipping silently (it should fall back, or be replayed as a host call)")
-def test_bug_clip_grad_norm_inside_the_step():
+def test_fixed_clip_grad_norm_inside_the_step():
     def step(model, x):
         model.zero_grad()
         loss = (model(x) ** 2).sum() * 100.0
@@ -420,12 +405,7 @@ class Head(nn.Module):
 
 
 @pytest.mark.parametrize("swap", ["submodule", "parameter"])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: jit._Entry.matches checks the recorded leaf tensors "
-                   "and the called modules' plain settings, not which Parameter or submodule an "
-                   "attribute now holds: after `model.head = nn.Linear(...)` (or a new Parameter) "
-                   "the replay still reads, and writes .grad into, the old one")
-def test_bug_a_new_submodule_or_parameter_between_calls(swap):
+def test_fixed_a_new_submodule_or_parameter_between_calls(swap):
     rng = np.random.default_rng(24)
     model, jitted = Head(), tg.jit(loss_step)
     for _ in range(2):
@@ -458,12 +438,7 @@ class Scaled(nn.Cell):
     pytest.param(lambda: nn.GRUCell(2, 3, dropout=0.5, rng=np.random.default_rng(26)),
                  "dropout", 0.0, id="GRUCell-dropout"),
 ])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: the key reads settings_of() of the modules called "
-                   "through Module.__call__, but nn/unroll.py runs the cell's forward (or step) "
-                   "directly, so a Recurrent's cell is never keyed: a cell setting changed "
-                   "between calls replays with the old value")
-def test_bug_a_cell_setting_changed_between_calls(cell, setting, value):
+def test_fixed_a_cell_setting_changed_between_calls(cell, setting, value):
     rng = np.random.default_rng(27)
     model, jitted = nn.Recurrent(cell(), return_sequences=True), tg.jit(loss_step)
     x = floats(rng, 2, 4, 2)
@@ -485,37 +460,25 @@ def packed_step(model, x, lengths, enforce_sorted=True):
     return loss
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: nn/utils/rnn.pack_padded_sequence copies an ndarray "
-                   "input with Tensor(as_array(...)) (not validate.own_copy): the first call's "
-                   "input is frozen as a constant; every replay returns the first loss")
-def test_bug_pack_padded_sequence_inside_the_step_freezes_an_array_input():
+def test_fixed_pack_padded_sequence_inside_the_step_freezes_an_array_input():
     rng = np.random.default_rng(28)
     lengths = np.array([4, 3, 2])
     calls = [(floats(rng, 4, 3, 2), lengths) for _ in range(3)]
-    run_twins(nn.GRU(2, 3), packed_step, calls, replay_only=False)
+    with pytest.warns(Fallback, match="pack_padded_sequence inside the step"):
+        run_twins(nn.GRU(2, 3), packed_step, calls, replay_only=False)
 
 
 @pytest.mark.parametrize("enforce_sorted", [True, False])
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: pack_padded_sequence computes batch_sizes (and the "
-                   "sort order) with numpy from the lengths' values; the key sees only the lengths "
-                   "array's shape, so new lengths replay the first call's packing (docs/replay.md "
-                   "even says to pass lengths as an array to have them read afresh)")
-def test_bug_pack_padded_sequence_inside_the_step_with_new_lengths(enforce_sorted):
+def test_fixed_pack_padded_sequence_inside_the_step_with_new_lengths(enforce_sorted):
     rng = np.random.default_rng(29)
     lens = [[4, 3, 2], [4, 2, 2], [3, 3, 3]]
     calls = [(tg.Tensor(floats(rng, 4, 3, 2)),
               np.array(v if enforce_sorted else v[::-1]), enforce_sorted) for v in lens]
-    run_twins(nn.GRU(2, 3), packed_step, calls, replay_only=False)
+    with pytest.warns(Fallback, match="pack before the call and pass the PackedSequence"):
+        run_twins(nn.GRU(2, 3), packed_step, calls, replay_only=False)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG: the key holds a Tensor argument's requires_grad but "
-                   "not whether it carries a graph: after a recording with a leaf that requires "
-                   "grad, an argument made by an encoder outside the step replays (no fallback, "
-                   "no warning) and the encoder's parameters get no gradient")
-def test_bug_an_argument_with_an_outside_graph_after_a_leaf_recording():
+def test_fixed_an_argument_with_an_outside_graph_after_a_leaf_recording():
     rng = np.random.default_rng(30)
     head, encoder, x = nn.Linear(3, 2), nn.Linear(3, 3), floats(rng, 2, 3)
     jitted = tg.jit(loss_step)
@@ -529,11 +492,7 @@ def test_bug_an_argument_with_an_outside_graph_after_a_leaf_recording():
     assert_same_grads(encoder, twin_encoder)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG (minor, no wrong value): a NaN Python scalar argument "
-                   "is keyed by value and NaN != NaN, so each call records again; after 8 the "
-                   "calls run eagerly with a warning blaming new shapes or values")
-def test_bug_a_nan_scalar_argument_records_once():
+def test_fixed_a_nan_scalar_argument_records_once():
     def step(model, x, scale):
         model.zero_grad()
         loss = (model(x) * scale).sum()

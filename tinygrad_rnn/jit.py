@@ -166,15 +166,18 @@ class Jitted:
 
 
 def _flatten(obj: Any, arrays: list, tensors: list, held: list) -> Any:
-    """The key of an argument structure; its arrays (Tensors' too) appended in order."""
+    """The key of an argument structure; its arrays (Tensors' too) appended in order. An
+    array passed twice (h and c from one zeros array) is keyed as the earlier one: a
+    recording binds arrays by identity, so the same pattern must hold when it replays."""
     if isinstance(obj, _tensor.Tensor):
         arrays.append(obj._data)
         tensors.append(obj)
-        return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad)
+        return ("T", obj._data.shape, obj._data.dtype.str, obj.requires_grad,
+                obj._op is not None, _first_use(obj._data, arrays))
     if isinstance(obj, np.ndarray):
         arrays.append(obj)
         tensors.append(None)
-        return ("A", obj.shape, obj.dtype.str)
+        return ("A", obj.shape, obj.dtype.str, _first_use(obj, arrays))
     if isinstance(obj, PackedSequence):  # its batch sizes are its structure: keyed by value
         sizes = obj.batch_sizes
         sizes = sizes._data if isinstance(sizes, _tensor.Tensor) else np.asarray(sizes)
@@ -185,9 +188,15 @@ def _flatten(obj: Any, arrays: list, tensors: list, held: list) -> Any:
     if isinstance(obj, dict):
         return ("dict", tuple((k, _flatten(v, arrays, tensors, held)) for k, v in obj.items()))
     if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, np.generic)):
-        return ("V", type(obj).__name__, obj)
+        nan = isinstance(obj, (float, np.floating)) and np.isnan(obj)  # NaN != NaN
+        return ("V", type(obj).__name__, "nan" if nan else obj)
     held.append(obj)  # by identity (a module, a generator): kept alive so its id stays its own
     return ("O", id(obj))
+
+
+def _first_use(arr: np.ndarray, arrays: list) -> int:
+    """The index of the first argument that is `arr` itself (its own, if none before)."""
+    return next(i for i, a in enumerate(arrays) if a is arr)
 
 
 def _live_reason(entry: _Entry) -> str | None:

@@ -80,7 +80,10 @@ def clip_grad_value_(params: Tensor | Iterable[Any], clip_value: float) -> None:
     Shape: each grad keeps its parameter's shape; parameters without a grad are skipped.
     """
     params = [p for _, p in _collect(params, "clip_grad_value_")]
-    ClipValue(clip_value, _who="clip_grad_value_")(params)
+    hook = ClipValue(clip_value, _who="clip_grad_value_")
+    if _tensor._TRACE is not None:  # inside a recorded step: each replay clips again
+        _tensor._TRACE.host(lambda: hook(params))
+    hook(params)
 
 
 def clip_grad_norm_(params: Tensor | Iterable[Any], max_norm: float, norm_type: float = 2.0,
@@ -96,7 +99,10 @@ def clip_grad_norm_(params: Tensor | Iterable[Any], max_norm: float, norm_type: 
     pairs = _collect(params, "clip_grad_norm_")
     hook = ClipGlobalNorm(max_norm, norm_type, error_if_nonfinite, [q for q in pairs if q[0]],
                           _who="clip_grad_norm_")
-    hook([p for _, p in pairs])
+    params = [p for _, p in pairs]
+    if _tensor._TRACE is not None:  # inside a recorded step: each replay clips again
+        _tensor._TRACE.host(lambda: hook(params))
+    hook(params)
     return hook.last_norm
 
 

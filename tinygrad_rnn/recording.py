@@ -18,6 +18,7 @@ import numpy as np
 
 from tinygrad_rnn import engine
 from tinygrad_rnn.gradients import OuterGrad
+from tinygrad_rnn.nn.module import Module, Parameter
 from tinygrad_rnn.settings import current_scope
 
 
@@ -57,6 +58,7 @@ class _Backward:
         self.at, self.root, self.seed, self.retain = at, root, seed, retain
         self.plan, self.leaves = plan, leaves
         self.root_key: Any = None  # set by Recorder.finish
+        self.seed_slot: int | None = None  # backward(grad) with a grad the step reads
         self.compiled: list | None = None  # the routes, noted by the first replay
 
 
@@ -152,15 +154,16 @@ class Recording:
 
     def _event(self, event: Any, values: list, arg_tensors: list[Any]) -> None:
         if isinstance(event, _Backward):  # the interpreter runs only a recording's first replay
-            self._backward_logged(event, arg_tensors)
+            self._backward_logged(event, values, arg_tensors)
         else:
             event[1]()  # (at, host call): a zero_grad inside the step
 
-    def _backward_logged(self, ev: _Backward, arg_tensors: list[Any]) -> None:
+    def _backward_logged(self, ev: _Backward, values: list, arg_tensors: list[Any]) -> None:
         """engine._sweep over the recorded plan (same order, routing and sums), noting how
         each gradient was routed: replay_codegen writes later replays along those notes."""
         root_key = self.keys[ev.root]
-        grads: dict[Any, Any] = {root_key: ev.seed.copy()}
+        seed = ev.seed if ev.seed_slot is None else values[ev.seed_slot]
+        grads: dict[Any, Any] = {root_key: seed.copy()}
         owned: set[Any] = set()
         compiled = []
         for ci in ev.plan:
@@ -320,6 +323,7 @@ class Recorder:
         self.slot_of: dict[int, int] = {}  # id(array) -> slot; `held` keeps the ids unique
         self.held: list[Any] = list(arg_arrays)
         self.leaf_key: dict[int, _Key] = {}  # id(leaf Tensor) -> its gradient key
+        self.leaf_slot: dict[int, int] = {}  # id(leaf Tensor) -> its value slot
         self.op_call: dict[int, int] = {}  # id(Op) -> call index
         self.arg_of_tensor = {id(t): k for k, t in enumerate(arg_tensors) if t is not None}
         self.reason: str | None = None
@@ -396,18 +400,26 @@ class Recorder:
         return slot
 
     def _slot_for_input(self, t: Any) -> int:
+        if t._op is None and t.requires_grad and id(t) not in self.arg_of_tensor:
+            slot = self.leaf_slot.get(id(t))  # a parameter: its own slot, read afresh, also
+            return self._new_leaf(t) if slot is None else slot  # when an argument shares it
         slot = self.slot_of.get(id(t._data))
         if slot is not None:
             return slot
         if t._op is not None:
             raise Unreplayable("an input carries a graph made outside the step (computed with "
                                "grad before the call): pass it detached, or make it inside")
+        return self._new_leaf(t)
+
+    def _new_leaf(self, t: Any) -> int:
+        """A slot for leaf `t` (a parameter, a constant), read from t._data at each replay."""
         rec = self.rec
         slot = rec.n_slots
         rec.n_slots += 1
         rec.keys.append(None)
-        self.slot_of[id(t._data)] = slot
-        self.held.append(t._data)
+        self.slot_of.setdefault(id(t._data), slot)  # an argument keeps its own binding
+        self.leaf_slot[id(t)] = slot
+        self.held.extend((t, t._data))
         rec.leaves.append((slot, t))
         return slot
 
@@ -440,8 +452,9 @@ class Recorder:
                 target: Any = self.arg_of_tensor.get(id(node), node)
                 leaves.append((cast(_Key, self._grad_key(node)), target))
         plan.sort(reverse=True)
-        rec.events.append(_Backward(len(rec.calls), slot, seed.copy(), retain_graph, plan,
-                                    leaves))
+        event = _Backward(len(rec.calls), slot, seed.copy(), retain_graph, plan, leaves)
+        event.seed_slot = self.slot_of.get(id(seed))  # backward(grad): grad read afresh
+        rec.events.append(event)
 
     def host(self, call: Any) -> None:
         """A host call (zero_grad) the replay repeats at this point of the step."""
@@ -453,8 +466,9 @@ class Recorder:
                               f"call to the next)")
         if getattr(mod, "step_observers", None):
             self.unreplayable(f"{type(mod).__name__} has step observers")
-        if all(m is not mod for m in self.rec.modules):
-            self.rec.modules.append(mod)
+        for _, m in mod.named_modules():  # a layer calls its cells' step directly
+            if all(m is not seen for seen in self.rec.modules):
+                self.rec.modules.append(m)
 
     # ---- the end ----------------------------------------------------------------------------
     def finish(self, result: Any) -> Recording:
@@ -471,6 +485,8 @@ class Recorder:
         for ev in rec.events:
             if isinstance(ev, _Backward):
                 live.add(ev.root)
+                if ev.seed_slot is not None:
+                    live.add(ev.seed_slot)
         drops: dict[int, list[int]] = {}
         for s, i in last.items():
             if s >= rec.n_args and s not in live:
@@ -493,15 +509,17 @@ class Recorder:
 
 
 _PLAIN = (bool, int, float, str, type(None))
-_GENERATORS = (np.random.Generator, np.random.RandomState)  # dropout's: by identity
+# by identity: dropout's generators, and the parameters and sub-modules (a replaced layer)
+_BY_IDENTITY = (np.random.Generator, np.random.RandomState, Parameter, Module)
 
 
 def settings_of(mod: Any) -> tuple:
-    """A module's plain attributes (training, a dropout rate, flags) and its generators (by
-    identity) as a comparable tuple: a recording read them, so a change (model.eval(), a new
-    rate, a new generator) must record again."""
+    """A module's plain attributes (training, a dropout rate, flags), and its generators,
+    parameters and sub-modules by identity, as a comparable tuple: a recording read them, so
+    a change (model.eval(), a new rate or generator, a layer or Parameter replaced) must record
+    again."""
     return tuple([(k, v if type(v) in _PLAIN else id(v)) for k, v in vars(mod).items()
-                  if type(v) in _PLAIN or isinstance(v, _GENERATORS)])
+                  if type(v) in _PLAIN or isinstance(v, _BY_IDENTITY)])
 
 
 def _has_array(value: Any) -> bool:

@@ -107,7 +107,8 @@ def _emit_backward(src: _Source, rec: Any, ev: Any, prefix: str) -> None:
 
     src.emit("G = {}; O = set()")
     root = ev.root_key
-    seed = f"{src.const(ev.seed, 's')}.copy()"
+    seed = (f"{src.const(ev.seed, 's')}.copy()" if ev.seed_slot is None
+            else f"v{ev.seed_slot}.copy()")
     if id(root) in in_dict:
         src.emit(f"G[{src.const(root, 'K')}] = {seed}")
     else:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_rnn import ops
+from tinygrad_rnn import tensor as _tensor
 from tinygrad_rnn.nn.utils.packed_sequence import (
     PackedSequence,
     PackingError,
@@ -43,6 +44,10 @@ def _pack(who: str, x: Tensor, lengths: Any, batch_first: bool, enforce_sorted: 
           ) -> PackedSequence:
     batch_first = check_bool(who, "batch_first", batch_first)
     enforce_sorted = check_bool(who, "enforce_sorted", enforce_sorted)
+    if _tensor._TRACE is not None:  # jit.py: the lengths' values decide the packed layout
+        _tensor._TRACE.unreplayable(f"{who} inside the step (the lengths' values set the "
+                                    f"packed layout): pack before the call and pass the "
+                                    f"PackedSequence")
     if x.ndim < 2:
         layout = "(B, T, *)" if batch_first else "(T, B, *)"
         raise ValueError(f"{who}: input must be at least 2-D {layout}, got shape {x.shape}")
