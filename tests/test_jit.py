@@ -690,3 +690,29 @@ def test_a_jitted_method_binds_its_instance():
     first, second = t.step(x), t.step(x)
     np.testing.assert_array_equal(first.numpy(), second.numpy())
     np.testing.assert_array_equal(t.lin.weight.grad, np.full((1, 3), 2.0, np.float32))
+
+
+def test_the_first_replay_asks_glibc_to_keep_freed_memory_unless_turned_off(monkeypatch):
+    from tinygrad_rnn import jit as jit_module  # the function; its module is in sys.modules
+    module = __import__("sys").modules["tinygrad_rnn.jit"]
+    assert jit_module is module.jit
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, option, value):
+            calls.append((option, value))
+
+    monkeypatch.setattr(module, "_HEAP_KEPT", [])
+    monkeypatch.setattr(module.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.setenv("TINYGRAD_RNN_KEEP_HEAP", "0")
+    module._keep_heap()
+    assert calls == [] and module._HEAP_KEPT == [True]
+    monkeypatch.setattr(module, "_HEAP_KEPT", [])
+    monkeypatch.delenv("TINYGRAD_RNN_KEEP_HEAP")
+    step = tg.jit(lambda x: (x * 2.0).sum())
+    x = tg.Tensor(np.ones(3, np.float32))
+    step(x)
+    assert calls == []  # recording is not replaying
+    step(x)
+    step(x)
+    assert calls == [(-1, 256 << 20), (-3, 32 << 20)]  # trim and mmap thresholds, once

@@ -12,7 +12,9 @@ every replay beside an eager step and raises at the first op that differs.
 
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 import warnings
 from typing import Any
 
@@ -112,6 +114,7 @@ class Jitted:
             return self.fn(*args, **kwargs)
         rec = entry.recording
         assert rec is not None  # an entry without a reason has one
+        _keep_heap()
         if self.check:
             return self._checked(rec, args, kwargs, arrays, tensors)
         return build_returns(rec.returns, rec.run(arrays, tensors))
@@ -192,6 +195,35 @@ def _flatten(obj: Any, arrays: list, tensors: list, held: list) -> Any:
         return ("V", type(obj).__name__, "nan" if nan else obj)
     held.append(obj)  # by identity (a module, a generator): kept alive so its id stays its own
     return ("O", id(obj))
+
+
+_HEAP_KEPT: list[bool] = []  # set once per process, at its first replay
+
+
+def _keep_heap() -> None:
+    """Let glibc keep freed memory for the next replay instead of returning it to the system.
+
+    A replay frees every array of a step and allocates them again at the next: with glibc's
+    defaults the freed top of the heap is trimmed and large arrays are mmap'd, so each step
+    pays page faults for memory it had a moment ago. Raising the trim threshold (256 MB) and
+    the mmap threshold (32 MB) makes the allocator reuse those buffers: peak memory is the
+    same, the process keeps it between steps. Once per process, at the first replay; not on
+    other C libraries; TINYGRAD_RNN_KEEP_HEAP=0 in the environment turns it off.
+    """
+    if _HEAP_KEPT:
+        return
+    _HEAP_KEPT.append(True)
+    if os.environ.get("TINYGRAD_RNN_KEEP_HEAP", "1") == "0":
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(_M_TRIM_THRESHOLD, 256 << 20)
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
 def _first_use(arr: np.ndarray, arrays: list) -> int:
