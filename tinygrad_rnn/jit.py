@@ -1,9 +1,10 @@
 """jit(fn): record a training step once, replay it on new arrays without the Python graph.
 
 The first call with given argument shapes and dtypes (and grad mode, default dtype, the
-modules' training flags) runs fn eagerly while a Recorder (recording.py) notes every primitive
-call, backward and zero_grad; later calls with the same key replay that recording on the new
-arrays and the current parameter values. What a recording cannot reproduce (retain_grad, step
+called modules' settings and the parameters' flags: docs/replay.md lists the key) runs fn
+eagerly while a Recorder (recording.py) notes every primitive call, backward, zero_grad and
+gradient clipping; later calls with the same key replay that recording on the new arrays and
+the current parameter values, through one generated Python function (replay_codegen.py). What a recording cannot reproduce (retain_grad, step
 observers, a stateful layer, create_graph and autograd.grad, checkpoint, an in-place write or
 an optimizer step inside fn) makes that key run eagerly, with a warning naming why. A Python
 branch on a tensor's value is the caller's contract, as torch.jit.trace's; `check=True` runs
@@ -62,7 +63,8 @@ def jit(fn: Any, check: bool = False) -> Jitted:
 
 
 class _Entry:
-    """One recording (or the reason there is none), for one key and set of module flags."""
+    """One recording (or the reason there is none), for one key and the module settings and
+    parameter flags it was made with."""
 
     def __init__(self, recording: Recording | None, reason: str | None, modules: list,
                  held: list) -> None:
@@ -72,10 +74,11 @@ class _Entry:
         """The modules' plain settings (training, rates, flags: recording.settings_of), and the
         parameters' grad flags, shapes and dtypes, are the recorded ones (model.eval(), a new
         dropout rate, a frozen layer or a .to(float64) records again)."""
-        rec = self.recording
-        return all(settings_of(m) == seen for m, seen in self.modules) and (
-            rec is None or all(t.requires_grad == flag and t._data.shape == shape
-                               and t._data.dtype == dtype for t, flag, shape, dtype in rec.leaf_state))
+        if any(settings_of(m) != seen for m, seen in self.modules):
+            return False
+        leaves = [] if self.recording is None else self.recording.leaf_state
+        return all(t.requires_grad == flag and t._data.shape == shape and t._data.dtype == dtype
+                   for t, flag, shape, dtype in leaves)
 
 
 class Jitted:
