@@ -127,7 +127,10 @@ def build_tinygrad_replay(cfg):
         lstm.zero_grad()
         fc.zero_grad()
         return forward_backward(X, y).item()
-    for _ in range(2):  # the recording, then the first replay (which writes the fast path)
+    # the recording, the first replay (which writes the generated function), then 8 calls of
+    # that function: CPython 3.11 specialises a function's bytecode after 8 calls (its loops
+    # would count too; a straight-line function has none), and a training run is past that
+    for _ in range(2 + 8):
         step()
     return step
 
