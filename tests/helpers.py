@@ -37,12 +37,20 @@ class _Recorder:
         self.calls: list[tuple] = []
         self.ops: list = []
         for k, a in enumerate(args):
-            arr = a._data if isinstance(a, tg.Tensor) else a
-            if isinstance(arr, np.ndarray):
-                self._name(arr, ("arg", k))
-            else:  # a generator, a flag: bound by identity, as jit binds arguments
-                self.objects[id(a)] = ("arg", k)
-                self.keep.append(a)
+            self._bind(a, ("arg", k))
+
+    def _bind(self, a: Any, src: tuple) -> None:
+        """Argument `a` (or a part of it) named `src`; a tuple's or list's parts (a
+        PackedSequence's fields, an (h, c) state) as (*src, i)."""
+        arr = a._data if isinstance(a, tg.Tensor) else a
+        if isinstance(arr, np.ndarray):
+            self._name(arr, src)
+        elif isinstance(a, (tuple, list)):
+            for i, part in enumerate(a):
+                self._bind(part, (*src, i))
+        else:  # a generator, a flag: bound by identity, as jit binds arguments
+            self.objects[id(a)] = src
+            self.keep.append(a)
 
     def _name(self, arr: np.ndarray, src: tuple) -> None:
         self.keep.append(arr)
@@ -113,6 +121,8 @@ class Trace:
         def get(src: Any) -> Any:
             if isinstance(src, tuple) and src and src[0] == "arg":
                 a = args[src[1]]
+                for i in src[2:]:  # a part of a tuple argument
+                    a = a[i]
                 return a._data if isinstance(a, tg.Tensor) else a
             if isinstance(src, tuple) and src and src[0] == "const":
                 return np.frombuffer(src[3], np.dtype(src[1])).reshape(src[2]).copy()

@@ -10,94 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_same_trace, trace_calls
 
-import tinygrad_rnn.tensor as tensor_mod
 from tinygrad_rnn import Tensor, nn
 from tinygrad_rnn.nn.sequence_ops import LengthsMask
-from tinygrad_rnn.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from tinygrad_rnn.nn.utils.rnn import pack_padded_sequence
 from tinygrad_rnn.tensor import _wrap, apply
 
 B, T, I, H = 4, 6, 3, 5
 
 
-class _Recorder:
-    """Names each array a primitive reads: ("arg", k, ...), ("out", call, piece) or a constant
-    with its bytes; keeps every array alive so that ids are never reused."""
-
-    def __init__(self, args: tuple) -> None:
-        self.keep: list = []
-        self.where: dict[int, tuple] = {}
-        self.rngs: dict[int, int] = {}
-        self.calls: list[tuple] = []
-        for k, a in enumerate(args):
-            self._bind(a, ("arg", k))
-
-    def _bind(self, a, label: tuple) -> None:
-        if isinstance(a, Tensor):
-            a = a._data
-        if isinstance(a, np.ndarray):
-            self.keep.append(a)
-            self.where.setdefault(id(a), label)
-        elif isinstance(a, (tuple, list)):  # a PackedSequence's fields, (h, c), ...
-            for i, part in enumerate(a):
-                self._bind(part, (*label, i))
-
-    def _label(self, arr: np.ndarray) -> tuple:
-        if id(arr) in self.where:
-            return self.where[id(arr)]
-        self.keep.append(arr)
-        return ("const", arr.dtype.str, arr.shape, arr.tobytes())
-
-    def _kwarg(self, v):
-        if isinstance(v, np.ndarray):
-            return self._label(v)
-        if isinstance(v, (tuple, list)):
-            return (type(v).__name__, tuple(self._kwarg(x) for x in v))
-        if isinstance(v, (np.random.Generator, np.random.RandomState)):
-            return ("rng", self.rngs.setdefault(id(v), len(self.rngs)))
-        if isinstance(v, (np.dtype, type)):
-            return ("dtype", str(np.dtype(v)))
-        return v
-
-    def module(self, mod) -> None:  # the rest of jit.py's recorder interface: not traced here
-        pass
-
-    def host(self, fn) -> None:
-        pass
-
-    def backward(self, *args) -> None:
-        pass
-
-    def unreplayable(self, reason: str) -> None:
-        pass
-
-    def record(self, op, inputs, kwargs, out) -> None:
-        j = len(self.calls)
-        self.calls.append((type(op).name, tuple(self._label(t._data) for t in inputs),
-                           tuple((k, self._kwarg(v)) for k, v in sorted(kwargs.items()))))
-        for i, o in enumerate(out if isinstance(out, list) else [out]):
-            self.keep.append(o._data)
-            self.where[id(o._data)] = ("out", j, i)
-
-
-def trace_calls(fn, *args):
-    """(fn(*args), the list of its primitive calls) with arrays named by their origin."""
-    recorder = _Recorder(args)
-    tensor_mod._TRACE = recorder
-    try:
-        result = fn(*args)
-    finally:
-        tensor_mod._TRACE = None
-    return result, recorder.calls
-
-
 def _assert_same_trace(fn, first: tuple, second: tuple) -> list:
-    _, a = trace_calls(fn, *first)
-    _, b = trace_calls(fn, *second)
-    assert len(a) == len(b)
-    for i, (ca, cb) in enumerate(zip(a, b)):
-        assert ca == cb, f"call {i} differs: {ca[0]} vs {cb[0]}"
-    return a
+    """The calls of fn on `first`, asserted equal to those on `second` (helpers.py)."""
+    return assert_same_trace(fn, first, second)[0].calls
 
 
 def _x(seed: int, shape=(B, T, I)) -> Tensor:
@@ -113,10 +38,12 @@ def _stack(kind: str, batch_first: bool = True, **kw):
 
 
 def _labels(value) -> list[tuple]:
-    """Every ("arg", ...) label inside a recorded kwargs value."""
+    """Every ("arg", ...) label inside a recorded call's inputs or kwargs."""
     if isinstance(value, tuple) and value[:1] == ("arg",):
         return [value]
-    if isinstance(value, tuple):
+    if isinstance(value, dict):
+        value = tuple(value.values())
+    if isinstance(value, (tuple, list)):
         return [label for part in value for label in _labels(part)]
     return []
 
@@ -140,7 +67,7 @@ def test_a_stack_with_lengths_traces_alike_for_full_and_padded_batches(kind, bat
     trace = _assert_same_trace(lambda x, lengths: layer(x, lengths=lengths),
                                (_x(1, shape), FULL), (_x(2, shape), PADDED))
     masks = [c for c in trace if c[0] == "lengths_mask"]
-    assert [c[1] for c in masks] == [(("arg", 1),)]  # the caller's lengths, by identity
+    assert [c[1] for c in masks] == [[("arg", 1)]]  # the caller's lengths, by identity
     assert _ops(trace).count("where") >= 2 * 2 * T  # every step of each layer and direction
     assert _ops(trace).count("dropout_mask") == 1 + 4  # between layers; a mask per cell
 
@@ -193,18 +120,18 @@ def test_a_bidirectional_recurrent_with_dropout_traces_alike(cell):
 
 def test_no_lengths_and_no_mask_run_no_masking_op():
     layer = _stack("LSTM").eval()
-    _, trace = trace_calls(lambda x: layer(x), _x(1))
+    trace = trace_calls(lambda x: layer(x), _x(1)).calls
     assert not {"lengths_mask", "where", "dropout_mask"} & set(_ops(trace))
 
 
 def test_a_cells_masks_are_primitive_outputs_held_as_tensors():
     cell = nn.GRUCell(I, H, dropout=0.5, recurrent_dropout=0.5, rng=np.random.default_rng(0))
     layer = nn.Recurrent(cell).train()
-    _, trace = trace_calls(lambda x: layer(x), _x(1))
+    trace = trace_calls(lambda x: layer(x), _x(1)).calls
     drawn = [i for i, c in enumerate(trace) if c[0] == "dropout_mask"]
     assert len(drawn) == 2
     used = {label for c in trace for label in c[1]}
-    assert {("out", i, 0) for i in drawn} <= used  # the drawn arrays themselves are read
+    assert {("out", i) for i in drawn} <= used  # the drawn arrays themselves are read
     held = cell._input_mask  # what the steps multiply by: the primitive's output Tensor
     assert isinstance(held, Tensor) and held.shape == (B, I)
     copy = cell.dropout_mask  # the public property hands out a copy of it
@@ -316,13 +243,9 @@ def test_a_jitted_packed_step_replays_as_eager_for_other_orders():
     orders = [[6, 2, 4, 5], [4, 5, 6, 2], [2, 6, 5, 4]]  # one batch_sizes: one recording
     packed = [pack_padded_sequence(_x(s), n, batch_first=True, enforce_sorted=False)
               for s, n in enumerate(orders)]
-    sizes = packed[0].batch_sizes
-    # the fields as arguments, the one batch_sizes closed over: jit keys a PackedSequence
-    # argument by np.asarray(batch_sizes), an array of fresh 0-d Tensors that never compares
-    # equal, so today it records at every call (reported to the lead)
-    batches = [(p.data, p.sorted_indices, p.unsorted_indices) for p in packed]
-    _replays_equal_eager(lambda: _stack("LSTM"), lambda m, d, s, u: m(
-        PackedSequence._make((d, sizes, s, u)))[0].data, batches)
+    # a PackedSequence argument: its batch_sizes key the recording, its sort order is read
+    _replays_equal_eager(lambda: _stack("LSTM"), lambda m, p: m(p)[0].data,
+                         [(p,) for p in packed])
 
 
 @pytest.mark.parametrize("cell", [nn.LSTMCell, nn.GRUCell])
