@@ -99,6 +99,20 @@ class Op:
         raise NotImplementedError
 
 
+def _constants(value: float) -> dict[np.dtype, np.ndarray]:
+    """`value` as a read-only 0-d array per float dtype: a ufunc takes one ~2x faster than a
+    Python float (no scalar conversion), with the same result (the dtypes match)."""
+    table = {}
+    for t in (np.float16, np.float32, np.float64):
+        c = np.array(value, t)
+        c.flags.writeable = False
+        table[np.dtype(t)] = c
+    return table
+
+
+_HALF, _ONE = _constants(0.5), _constants(1.0)  # .get(dtype, python float): other dtypes
+
+
 # ---- elementwise binary (broadcasting) ------------------------------------------------------
 
 @primitive("add", arity=2)
@@ -395,7 +409,12 @@ class Tanh(Op):
         return self.out
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        gx = 1.0 - self.out * self.out  # d tanh = 1 - tanh^2: no recomputation
+        out = self.out
+        if type(out) is np.ndarray:  # d tanh = 1 - tanh^2: no recomputation, one buffer
+            gx = out * out
+            np.subtract(_ONE.get(gx.dtype, 1.0), gx, gx)
+        else:  # a Tensor when a backward is being recorded (grad of grad)
+            gx = 1.0 - out * out
         gx *= g
         return (gx,)
 
@@ -406,18 +425,20 @@ class Sigmoid(Op):
     saved_tensors = (("out", OUTPUT),)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = np.multiply(x, 0.5)  # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
+        # sigmoid(x) = (1 + tanh(x/2)) / 2: no overflow for any x
+        out = np.multiply(x, _HALF.get(x.dtype, 0.5))
         if type(out) is not np.ndarray:  # a 0-d input gives a numpy scalar
             out = np.asarray(out)
         np.tanh(out, out)  # in one buffer: four ufunc calls, one allocation
-        np.add(out, 1.0, out)
-        np.multiply(out, 0.5, out)
+        np.add(out, _ONE.get(out.dtype, 1.0), out)
+        np.multiply(out, _HALF.get(out.dtype, 0.5), out)
         self.out = out
         return out
 
     def backward(self, g: np.ndarray) -> tuple[Any, ...]:
-        gx = 1.0 - self.out  # d sigmoid = s (1 - s), in one temporary
-        gx *= self.out
+        out = self.out  # d sigmoid = s (1 - s), in one temporary
+        gx = np.subtract(_ONE.get(out.dtype, 1.0), out) if type(out) is np.ndarray else 1.0 - out
+        gx *= out
         gx *= g
         return (gx,)
 
