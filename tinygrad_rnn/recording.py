@@ -73,6 +73,7 @@ class Recording:
         self.calls: list[_Call] = []
         self.events: list[Any] = []  # _Backward, or a callable (zero_grad) after a call
         self.keys: list[_Key | None] = []  # per slot: its gradient key, None if no grad flows
+        self.specs: list[tuple[tuple[int, ...], np.dtype]] = []  # per slot: (shape, dtype)
         self.n_slots = n_args
         self.returns: Any = None  # fn's result, with slots (ints) in place of Tensors
         self.modules: list[Any] = []  # the modules called (jit.py keys on their settings_of)
@@ -329,6 +330,7 @@ class Recorder:
         self.reason: str | None = None
         self.outputs: list[Any] | None = [] if keep_outputs else None
         self.rec.keys = [None] * len(arg_arrays)
+        self.rec.specs = [(a.shape, a.dtype) for a in arg_arrays]
         for k, a in enumerate(arg_arrays):
             self.slot_of[id(a)] = k
         for k, t in enumerate(arg_tensors):
@@ -397,6 +399,7 @@ class Recorder:
         self.slot_of[id(t._data)] = slot
         self.held.append(t._data)
         rec.keys.append(_Key(t._data.shape, t._data.dtype, port) if t.requires_grad else None)
+        rec.specs.append((t._data.shape, t._data.dtype))
         return slot
 
     def _slot_for_input(self, t: Any) -> int:
@@ -417,6 +420,7 @@ class Recorder:
         slot = rec.n_slots
         rec.n_slots += 1
         rec.keys.append(None)
+        rec.specs.append((t._data.shape, t._data.dtype))
         self.slot_of.setdefault(id(t._data), slot)  # an argument keeps its own binding
         self.leaf_slot[id(t)] = slot
         self.held.extend((t, t._data))
