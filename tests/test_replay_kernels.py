@@ -159,3 +159,64 @@ def test_lstm_step_is_written_out_entirely():
         step(x, y)
     ran = _forward_calls(step, (x, y))
     assert not ran, ran
+
+
+def test_two_backwards_through_written_out_primitives():
+    """A retained graph read by a second backward: the kernels' saved locals live until the
+    last backward line that reads them."""
+    def fn(x, w):
+        h = addmm(x, x, w).sigmoid()
+        (h * h).sum().backward(retain_graph=True)
+        return (h.tanh() - x).split([1, 2], axis=1)[1]
+    assert_replay_is_eager(fn, [((3, 3), F64, True), ((3, 3), F64, True)],
+                           inlined=WRITTEN_OUT)
+
+
+def test_check_mode_replays_the_written_out_primitives():
+    def step(x, w):
+        out = addcmul(x, x, w).sigmoid().tanh()
+        out.sum().backward()
+        return out
+
+    jitted = tg.jit(step, check=True)
+    for n in range(3):
+        x, w = _leaves([((2, 3), F32, True), ((3,), F32, True)], seed=n)
+        x2, w2 = (tg.Tensor(t.numpy().copy(), requires_grad=True) for t in (x, w))
+        np.testing.assert_array_equal(jitted(x, w).numpy(), step(x2, w2).numpy())
+        np.testing.assert_array_equal(x.grad, x2.grad)
+        np.testing.assert_array_equal(w.grad, w2.grad)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("layer", ["LSTM", "GRU", "RNN"])
+def test_layer_steps_equal_eager_bit_for_bit(layer, batch_first):
+    """A layer's whole training step, replayed, is the eager one bit for bit."""
+    import copy
+
+    from tinygrad_rnn import functional as F
+    from tinygrad_rnn import nn
+
+    np.random.seed(0)
+    rnn, fc = getattr(nn, layer)(3, 5, batch_first=batch_first), nn.Linear(5, 2)
+    twins = copy.deepcopy((rnn, fc))
+
+    def step(modules, x, y):
+        r, f = modules
+        for m in modules:
+            m.zero_grad()
+        out, _ = r(x)
+        loss = F.cross_entropy(f(out[:, -1] if batch_first else out[-1]), y)
+        loss.backward()
+        return loss
+
+    jitted = tg.jit(step)
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        shape = (4, 6, 3) if batch_first else (6, 4, 3)
+        x, y = tg.Tensor(rng.standard_normal(shape).astype(F32)), rng.integers(0, 2, 4)
+        np.testing.assert_array_equal(jitted((rnn, fc), x, y).numpy(),
+                                      step(twins, x, y).numpy())
+        for (name, p), q in zip([*rnn.named_parameters(), *fc.named_parameters()],
+                                [*twins[0].parameters(), *twins[1].parameters()]):
+            np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+    assert jitted.recordings == 1
