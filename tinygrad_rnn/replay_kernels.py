@@ -158,20 +158,22 @@ def _bw_addmm(e: Emit, call: Any, specs: list[Spec], x: list[str], out: str, g: 
     _assign(e, targets, [g, f"{g} @ {x[2]}.T", f"_OGrad({x[1]}, {g})"])
 
 
+def _bw_activation(e: Emit, specs: list[Spec], targets: list[str | None], line: str) -> None:
+    """An activation's backward `line`, formatted with t (the gradient's name) and one."""
+    if targets[0] is not None:
+        e.line(line.format(t=targets[0], one=e.const(ops._ONE[specs[0][1]])))
+
+
 def _bw_tanh(e: Emit, call: Any, specs: list[Spec], x: list[str], out: str, g: str,
              targets: list[str | None]) -> None:
-    t = targets[0]
-    if t is not None:
-        one = e.const(ops._ONE[specs[0][1]])
-        e.line(f"{t} = {out} * {out}; _sub({one}, {t}, {t}); {t} *= {g}")
+    _bw_activation(e, specs, targets, f"{{t}} = {out} * {out}; _sub({{one}}, {{t}}, {{t}}); "
+                                      f"{{t}} *= {g}")
 
 
 def _bw_sigmoid(e: Emit, call: Any, specs: list[Spec], x: list[str], out: str, g: str,
                 targets: list[str | None]) -> None:
-    t = targets[0]
-    if t is not None:
-        one = e.const(ops._ONE[specs[0][1]])
-        e.line(f"{t} = _sub({one}, {out}); {t} *= {out}; {t} *= {g}")
+    _bw_activation(e, specs, targets, f"{{t}} = _sub({{one}}, {out}); {{t}} *= {out}; "
+                                      f"{{t}} *= {g}")
 
 
 def _bw_split(e: Emit, call: Any, specs: list[Spec], x: list[str], out: list[str],
