@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tinygrad_rnn import engine, replay_kernels
+from tinygrad_rnn import engine, replay_kernels, shape_ops
 from tinygrad_rnn.gradients import OuterGrad
 from tinygrad_rnn.recording import IADD, OTHER, OUTER, SET, _Backward, _bind_values, _route
 
 _SLOT = re.compile(r"\bv(\d+)\b")  # a slot's variable in a generated line
+_KWARGS = [replay_kernels.KERNELS[shape_ops.Split]]  # the kernels that read kwargs (sizes, axis)
 
 
 class _Source:
@@ -98,7 +99,9 @@ def _emit_call(src: _Source, rec: Any, call: Any, traced: bool) -> None:
     args = [f"v{s}" for s in call.ins]
     kernel = replay_kernels.KERNELS.get(type(call.op))
     outs = f"v{call.outs}" if type(call.outs) is int else [f"v{s}" for s in call.outs]
-    if kernel is not None and not call.bound and kernel[0](
+    if call.bound or (call.kwargs and kernel not in _KWARGS):
+        kernel = None  # arrays bound in kwargs, or kwargs a kernel would not see: the Op runs
+    if kernel is not None and kernel[0](
             _OneCall(src, call), call, [rec.specs[s] for s in call.ins], args, outs):
         src.inline.add(id(call.op))
         if traced:

@@ -25,8 +25,7 @@ Spec = tuple[tuple[int, ...], np.dtype]  # an array's (shape, dtype)
 
 # names the generated source reads: ufuncs without an attribute lookup
 NAMESPACE: dict[str, Any] = {"_mul": np.multiply, "_add": np.add, "_sub": np.subtract,
-                             "_tanh": np.tanh, "_matmul": np.matmul,
-                             "_concat": np.concatenate, "_OGrad": OuterGrad}
+                             "_tanh": np.tanh, "_concat": np.concatenate, "_OGrad": OuterGrad}
 
 
 class Emit:
