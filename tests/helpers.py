@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -10,6 +11,12 @@ import numpy as np
 import tinygrad_rnn as tg
 
 T = TypeVar("T")
+
+# one failing entry of a GradcheckError (gradcheck_module, gradgradcheck and their module
+# forms): "name (shape) worst at (idx): analytic a vs numeric n (abs err e, rel err r)rest"
+# groups: 1 name, 2 shape, 3 index, 4 analytic, 5 numeric, 6 abs err, 7 the rest (steps)
+FAILURE_LINE = re.compile(r"(\S+) \(([\d, ]+)\) worst at \(([\d, ]*)\): analytic (\S+) vs "
+                          r"numeric (\S+) \(abs err (\S+), rel err \S+\)(.*)")
 
 
 def built_in_float64(make: Callable[[], T]) -> T:

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from helpers import FAILURE_LINE
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import GradcheckError, Tensor, gradcheck_module
@@ -31,9 +32,6 @@ from tinygrad_rnn.tensor import apply
 B, T, I, H = 2, 3, 2, 3
 X = np.random.default_rng(0).standard_normal((B, T, I))
 PROJ = np.random.default_rng(1).standard_normal((B, T, 2 * H))  # weights every output
-# "name shape worst at idx: analytic a vs numeric n (abs err e" -- the GradcheckError format
-LINE = re.compile(r"(\S+) \(([\d, ]+)\) worst at \(([\d, ]*)\): analytic (\S+) vs numeric (\S+) "
-                  r"\(abs err (\S+), rel err \S+\)(.*)")
 
 
 def _seq_loss(out: Tensor) -> Tensor:
@@ -113,7 +111,7 @@ class BrokenCell(Cell):
 
 def _failures(err: GradcheckError) -> dict[str, re.Match]:
     lines = str(err).removeprefix("gradcheck_module: ").split("\n  ")
-    matches = [LINE.fullmatch(line) for line in lines]
+    matches = [FAILURE_LINE.fullmatch(line) for line in lines]
     assert all(matches), str(err)
     return {m[1]: m for m in matches}
 

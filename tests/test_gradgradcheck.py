@@ -4,11 +4,11 @@ misuse with an error naming the argument, and change nothing they are given."""
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 import pytest
+from helpers import FAILURE_LINE
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import GradcheckError, Tensor, gradgradcheck, gradgradcheck_module
@@ -31,9 +31,6 @@ from tinygrad_rnn.tensor import apply
 B, T, I, H = 2, 4, 2, 3
 X = np.random.default_rng(0).standard_normal((B, T, I))
 LENGTHS = [4, 2]
-# "name shape worst at idx: analytic a vs numeric n (abs err e, rel err r)steps"
-LINE = re.compile(r"(\S+) \(([\d, ]+)\) worst at \(([\d, ]*)\): analytic (\S+) vs numeric (\S+) "
-                  r"\(abs err \S+, rel err \S+\)(.*)")
 
 
 def _x(*shape, seed=0):
@@ -94,7 +91,7 @@ def test_failure_names_fn_primitives_input_and_values(planted_tanh):
         gradgradcheck(double_tanh, [x])
     head = "gradgradcheck: double_tanh (primitives: planted_tanh, mul): "
     assert str(info.value).startswith(head)
-    m = LINE.fullmatch(str(info.value).removeprefix(head).replace("input 0", "input_0"))
+    m = FAILURE_LINE.fullmatch(str(info.value).removeprefix(head).replace("input 0", "input_0"))
     assert m and m[1] == "input_0" and m[2] == "2, 3", str(info.value)
     assert len(m[3].split(",")) == 2
     assert float(m[4]) == 0.0 and abs(float(m[5])) > 0.1  # the lost -2 tanh (1 - tanh^2) term
@@ -243,13 +240,13 @@ def test_planted_second_derivative_in_a_cell_names_parameter_and_steps(planted_t
     assert message.startswith("gradgradcheck_module: Hessian-vector product along random "
                               "direction 1 of 3: ")
     lines = message.split(": ", 2)[2].split("\n  ")
-    fails = {m[1]: m for m in map(LINE.fullmatch, lines) if m}
+    fails = {m[1]: m for m in map(FAILURE_LINE.fullmatch, lines) if m}
     assert len(fails) == len(lines), message
     # only the cell's own block of the Hessian holds the planted op's second derivative
     assert "0.cell.weight_h" in fails and set(fails) <= {"0.cell.weight_x", "0.cell.weight_h",
                                                          "0.cell.scale"}
     for m in fails.values():
-        assert m[6] == f", used in steps t=0..{T - 1} of layer 0 direction forward of '0'"
+        assert m[7] == f", used in steps t=0..{T - 1} of layer 0 direction forward of '0'"
         assert float(m[4]) != pytest.approx(float(m[5]), rel=1e-3)
     assert gradgradcheck_module(model, lambda: (model(Tensor(X)) ** 2).sum(),
                                 raise_exception=False) is False
